@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The /dev/xpmem misc device: registration on open, ioctl dispatch,
+ * teardown on release, module parameters.
+ */
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+
+#include "xpmem_internal.h"
+
+#ifndef CONFIG_MMU_NOTIFIER
+#error "xpmem needs CONFIG_MMU_NOTIFIER"
+#endif
+
+unsigned int xpmem_fault_around_pages = 64;
+module_param_named(fault_around_pages, xpmem_fault_around_pages, uint, 0644);
+MODULE_PARM_DESC(fault_around_pages,
+		 "Pages one fault maps around the faulting address when present in the exporter (rounded down to a power of two, 1..512, default 64)");
+
+static int xpmem_open(struct inode *inode, struct file *file)
+{
+	struct xpmem_proc *proc;
+
+	if (!current->mm)
+		return -EINVAL;
+	proc = kzalloc(sizeof(*proc), GFP_KERNEL_ACCOUNT);
+	if (!proc)
+		return -ENOMEM;
+	mutex_init(&proc->lock);
+	INIT_LIST_HEAD(&proc->segs);
+	INIT_LIST_HEAD(&proc->permits);
+	mmgrab(current->mm);
+	proc->mm = current->mm;
+	file->private_data = proc;
+	xpmem_stat_inc(XPMEM_STAT_PROCS);
+	return 0;
+}
+
+/*
+ * The last reference to the open file is gone.  This may run in any task
+ * (the owner at exit, a forked child that inherited the fd, a delayed fput
+ * worker), so it only tears down objects, never signals or touches a task.
+ */
+static int xpmem_release_file(struct inode *inode, struct file *file)
+{
+	struct xpmem_proc *proc = file->private_data;
+
+	xpmem_proc_teardown(proc);
+	mmdrop(proc->mm);
+	kfree(proc);
+	xpmem_stat_dec(XPMEM_STAT_PROCS);
+	return 0;
+}
+
+static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct xpmem_proc *proc = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	if (cmd == XPMEM_CMD_VERSION)
+		return XPMEM_ABI_VERSION;
+	/* A forked child must open the device itself (libxpmem does so). */
+	if (proc->mm != current->mm)
+		return -XPMEM_ABI_ERRNO_NOPROC;
+
+	switch (cmd) {
+	case XPMEM_CMD_MAKE:
+		return xpmem_make(proc, uarg);
+	case XPMEM_CMD_REMOVE:
+		return xpmem_remove(proc, uarg);
+	case XPMEM_CMD_GET:
+		return xpmem_get(proc, uarg);
+	case XPMEM_CMD_RELEASE:
+		return xpmem_release(proc, uarg);
+	case XPMEM_CMD_ATTACH:
+		return xpmem_attach(proc, uarg);
+	case XPMEM_CMD_DETACH:
+		return xpmem_detach(proc, uarg);
+	default:
+		/* Including FORK_BEGIN/END: attachments need no fork recall. */
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations xpmem_fops = {
+	.owner = THIS_MODULE,
+	.open = xpmem_open,
+	.release = xpmem_release_file,
+	.unlocked_ioctl = xpmem_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice xpmem_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "xpmem",
+	.fops = &xpmem_fops,
+	.mode = 0666,
+};
+
+static int __init xpmem_init(void)
+{
+	int ret;
+
+	xpmem_ids_init();
+	ret = xpmem_att_init();
+	if (ret)
+		return ret;
+	xpmem_stats_init();
+	ret = misc_register(&xpmem_misc);
+	if (ret)
+		goto err_stats;
+	pr_info("xpmem: ABI %d.%d.%d loaded\n", XPMEM_ABI_VERSION >> 16,
+		(XPMEM_ABI_VERSION >> 12) & 0xf, XPMEM_ABI_VERSION & 0xfff);
+	return 0;
+
+err_stats:
+	xpmem_stats_exit();
+	xpmem_att_exit();
+	return ret;
+}
+
+static void __exit xpmem_exit(void)
+{
+	misc_deregister(&xpmem_misc);
+	xpmem_stats_exit();
+	xpmem_att_exit();
+}
+
+module_init(xpmem_init);
+module_exit(xpmem_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Cross-process memory mapping (XPMEM) for single-copy MPI transports");

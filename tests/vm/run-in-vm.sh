@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Boot a Debian kernel under QEMU/TCG, load xpmem.ko, run one command in a
+# chroot of this machine's root filesystem, unload the module, and fail on a
+# non-zero status, a failed unload, a timeout or any warning in the guest's
+# kernel log.
+#
+#   run-in-vm.sh --module build/kmod/xpmem.ko [--kernel-release R]
+#                [--timeout SECONDS] [--out DIR] [--smp N] [--no-module]
+#                -- command [args...]
+#
+# The host root is mounted read-only at the same paths inside the guest, so
+# the command sees the build tree where it is; --out DIR (default: a fresh
+# temporary directory) is mounted writable for results.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+module=""
+krel=""
+timeout_s=1200
+outdir=""
+smp=2
+load_module=1
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--module) module=$(realpath "$2"); shift 2 ;;
+	--kernel-release) krel=$2; shift 2 ;;
+	--timeout) timeout_s=$2; shift 2 ;;
+	--out) outdir=$2; shift 2 ;;
+	--smp) smp=$2; shift 2 ;;
+	--no-module) load_module=0; shift ;;
+	--) shift; break ;;
+	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "run-in-vm: no command given" >&2; exit 2; }
+if [ -z "$krel" ]; then
+	if [ -n "$module" ]; then
+		krel=$(modinfo -F vermagic "$module" | awk '{print $1}')
+	else
+		krel=$(ls /lib/modules | sort -V | tail -n 1)
+	fi
+fi
+kernel=/boot/vmlinuz-$krel
+moddir=/lib/modules/$krel
+for f in "$kernel" "$moddir/modules.dep"; do
+	[ -e "$f" ] || { echo "run-in-vm: $f missing (install linux-image-$krel)" >&2; exit 2; }
+done
+[ "$load_module" = 0 ] || [ -f "$module" ] || { echo "run-in-vm: module '$module' not found" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/xpmem-vm.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+# The guest mounts tmpfs over /tmp, /run and /dev/shm: results go elsewhere.
+if [ -z "$outdir" ]; then outdir=$(mktemp -d /var/tmp/xpmem-vm-out.XXXXXX); fi
+mkdir -p "$outdir"
+outdir=$(realpath "$outdir")
+case "$outdir/" in
+/tmp/* | /run/* | /dev/shm/*) echo "run-in-vm: --out must not be under /tmp, /run or /dev/shm" >&2; exit 2 ;;
+esac
+
+# --- initramfs: busybox and the modules needed to mount the host over 9p.
+root=$work/initramfs
+mkdir -p "$root"/{bin,dev,proc,sys,host,modules}
+cp /bin/busybox "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
+	netfs fscache 9pnet 9pnet_virtio 9p; do
+	path=$(modinfo -k "$krel" -n "$m" 2>/dev/null || true)
+	case "$path" in
+	"" | "(builtin)") continue ;; # built into this kernel
+	*.ko) cp "$path" "$root/modules/$m.ko" ;;
+	*.ko.xz) xz -dc "$path" >"$root/modules/$m.ko" ;;
+	*.ko.zst) zstd -qdc "$path" >"$root/modules/$m.ko" ;;
+	*.ko.gz) gzip -dc "$path" >"$root/modules/$m.ko" ;;
+	esac
+	echo "$m" >>"$root/modules/order"
+done
+
+quote() { printf '%q ' "$@"; }
+cat >"$root/job.sh" <<JOB
+cd $(printf '%q' "$PWD") || exit 97
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+export XPMEM_IN_VM=1 XPMEM_VM_OUT=$(printf '%q' "$outdir")
+$(quote "$@")
+JOB
+cat >"$root/init" <<INIT
+#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in \$(cat /modules/order); do insmod /modules/\$m.ko || echo "VM: insmod \$m failed"; done
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || echo "VM: 9p mount failed"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 outdir /host$outdir
+for d in tmp run; do mount -t tmpfs -o mode=1777 tmpfs /host/\$d; done
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
+mkdir -p /host/dev/pts && mount -t devpts devpts /host/dev/pts
+mount -t debugfs debugfs /host/sys/kernel/debug
+ip link set lo up
+cp /job.sh /host/tmp/xpmem-job.sh
+mod_rc=0
+if [ $load_module = 1 ]; then insmod /host$module; mod_rc=\$?; fi
+rc=99
+if [ \$mod_rc = 0 ]; then
+	chroot /host /bin/sh /tmp/xpmem-job.sh
+	rc=\$?
+fi
+rmmod_rc=0
+if [ $load_module = 1 ] && [ \$mod_rc = 0 ]; then
+	sync
+	sed 's/^/XPMEM-VM-STAT /' /host/sys/kernel/debug/xpmem/stats
+	rmmod xpmem; rmmod_rc=\$?
+fi
+echo "XPMEM-VM-DMESG-BEGIN"
+dmesg
+echo "XPMEM-VM-DMESG-END"
+echo "XPMEM-VM-RESULT insmod=\$mod_rc job=\$rc rmmod=\$rmmod_rc"
+sync
+poweroff -f
+INIT
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$work/initramfs.gz"
+
+# --- boot
+log=$outdir/vm-console.log
+started=$(date +%s)
+set +e
+timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
+	-accel tcg,thread=multi -cpu max -smp "$smp" -m 4G \
+	-kernel "$kernel" -initrd "$work/initramfs.gz" \
+	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4" \
+	-display none -monitor none -serial stdio -no-reboot \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+	-virtfs local,path="$outdir",mount_tag=outdir,security_model=none,multidevs=remap \
+	</dev/null | tee "$log" | sed -n '/XPMEM-VM-DMESG-BEGIN/,/XPMEM-VM-DMESG-END/!p'
+qemu_rc=${PIPESTATUS[0]}
+set -e
+echo "run-in-vm: guest ran $(($(date +%s) - started)) s (kernel $krel)"
+
+if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+	echo "run-in-vm: FAIL: timed out after $timeout_s s" >&2
+	exit 1
+fi
+result=$(grep -a 'XPMEM-VM-RESULT' "$log" | tail -n 1 || true)
+if [ -z "$result" ]; then
+	echo "run-in-vm: FAIL: the guest did not finish (qemu status $qemu_rc; see $log)" >&2
+	exit 1
+fi
+bad=$(sed -n '/XPMEM-VM-DMESG-BEGIN/,/XPMEM-VM-DMESG-END/p' "$log" |
+	grep -aE 'WARNING:|BUG:|Oops|general protection|Call Trace|lockdep|refcount_t|possible recursive locking|circular locking|blocked for more than|UBSAN|KASAN|kernel BUG' || true)
+if [ -n "$bad" ]; then
+	echo "run-in-vm: FAIL: the guest kernel log has warnings:" >&2
+	echo "$bad" >&2
+	exit 1
+fi
+leaked=$(grep -aE '^XPMEM-VM-STAT (registrations|segments|permits|attachments) [1-9]' "$log" || true)
+if [ -n "$leaked" ]; then
+	echo "run-in-vm: FAIL: objects still live after the job:" >&2
+	echo "$leaked" >&2
+	exit 1
+fi
+echo "run-in-vm: $result"
+case "$result" in
+*"insmod=0 job=0 rmmod=0"*) exit 0 ;;
+*) echo "run-in-vm: FAIL: $result" >&2; exit 1 ;;
+esac
