@@ -50,12 +50,12 @@ done
 
 work=$(mktemp -d /tmp/xpmem-vm.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-# The guest mounts tmpfs over /tmp, /run and /dev/shm: results go elsewhere.
+# The guest mounts tmpfs over /run and /dev/shm: results go elsewhere.
 if [ -z "$outdir" ]; then outdir=$(mktemp -d /var/tmp/xpmem-vm-out.XXXXXX); fi
 mkdir -p "$outdir"
 outdir=$(realpath "$outdir")
 case "$outdir/" in
-/tmp/* | /run/* | /dev/shm/*) echo "run-in-vm: --out must not be under /tmp, /run or /dev/shm" >&2; exit 2 ;;
+/run/* | /dev/shm/*) echo "run-in-vm: --out must not be under /run or /dev/shm" >&2; exit 2 ;;
 esac
 
 # --- initramfs: busybox and the modules needed to mount the host over 9p.
@@ -64,7 +64,7 @@ mkdir -p "$root"/{bin,dev,proc,sys,host,modules}
 cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
-	netfs fscache 9pnet 9pnet_virtio 9p; do
+	netfs fscache 9pnet 9pnet_virtio 9p overlay; do
 	path=$(modinfo -k "$krel" -n "$m" 2>/dev/null || true)
 	case "$path" in
 	"" | "(builtin)") continue ;; # built into this kernel
@@ -92,8 +92,11 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in \$(cat /modules/order); do insmod /modules/\$m.ko || echo "VM: insmod \$m failed"; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || echo "VM: 9p mount failed"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 outdir /host$outdir
-for d in tmp run; do mount -t tmpfs -o mode=1777 tmpfs /host/\$d; done
+# /tmp: the host's files (a checkout may live there) under a writable tmpfs.
+mkdir -p /upper && mount -t tmpfs tmpfs /upper && mkdir -p /upper/tmp /upper/work && chmod 1777 /upper/tmp
+mount -t overlay overlay -o lowerdir=/host/tmp,upperdir=/upper/tmp,workdir=/upper/work /host/tmp || echo "VM: overlay on /tmp failed"
+mount -t tmpfs -o mode=1777 tmpfs /host/run
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 outdir /host$outdir || echo "VM: results mount failed"
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
