@@ -221,3 +221,116 @@ TEST(Coherence, FaultAroundIsTunable) {
 }
 
 } // namespace
+
+namespace {
+
+long module_refcount() {
+  std::ifstream in("/sys/module/xpmem/refcnt");
+  long n = -1;
+  in >> n;
+  return n;
+}
+
+// The device file and every attachment hold the module, so it cannot be
+// unloaded under a user; when they are gone the count is back.
+TEST(Module, AttachmentsAndOpenFilesHoldTheModule) {
+  long base = module_refcount();
+  ASSERT_GE(base, 1) << "this process has the device open through libxpmem";
+  Mapping buf(kPage);
+  Channel ch;
+  pid_t pid = spawn([&] {
+    int fd = open("/dev/xpmem", O_RDWR | O_CLOEXEC);
+    xpmem_cmd_make make{};
+    make.vaddr = reinterpret_cast<std::uintptr_t>(buf.data());
+    make.size = kPage;
+    make.permit_type = XPMEM_PERMIT_MODE;
+    make.permit_value = 0600;
+    xpmem_cmd_get get{};
+    xpmem_cmd_attach att{};
+    if (fd < 0 || ioctl(fd, XPMEM_CMD_MAKE, &make))
+      return 1;
+    get.segid = make.segid;
+    get.flags = XPMEM_RDWR;
+    get.permit_type = XPMEM_PERMIT_MODE;
+    if (ioctl(fd, XPMEM_CMD_GET, &get))
+      return 2;
+    att.apid = get.apid;
+    att.size = kPage;
+    if (ioctl(fd, XPMEM_CMD_ATTACH, &att))
+      return 3;
+    ch.send(1, 1); // device open + one attachment
+    ch.recv(1);
+    close(fd); // the attachment alone remains
+    ch.send(1, 2);
+    ch.recv(1);
+    munmap(reinterpret_cast<void *>(att.vaddr), kPage);
+    ch.send(1, 3);
+    ch.recv(1);
+    return 0;
+  });
+  ASSERT_EQ(ch.recv(0), 1);
+  EXPECT_EQ(module_refcount(), base + 2);
+  ch.send(0, 0);
+  ASSERT_EQ(ch.recv(0), 2);
+  EXPECT_EQ(module_refcount(), base + 1);
+  ch.send(0, 0);
+  ASSERT_EQ(ch.recv(0), 3);
+  EXPECT_EQ(module_refcount(), base);
+  ch.send(0, 0);
+  EXPECT_TRUE(wait_child(pid).ok());
+  EXPECT_EQ(module_refcount(), base);
+}
+
+// The exporter exits while a forked child still holds its device file:
+// its segment dies with its address space, and the last close, in the
+// child, tears the registration down without touching anyone else.
+TEST(Module, ReleaseInAnotherProcessAfterExporterExit) {
+  auto before = stats();
+  Channel ch, to_holder;
+  pid_t exporter = spawn([&] {
+    Mapping buf(4 * kPage);
+    fill(buf.data(), buf.size(), 501);
+    ch.send(1,
+            xpmem_make(buf.data(), buf.size(), XPMEM_PERMIT_MODE, reinterpret_cast<void *>(0600)));
+    pid_t holder = fork(); // inherits the device file
+    if (holder == 0) {
+      to_holder.recv(1);
+      _exit(0);
+    }
+    ch.send(1, holder);
+    ch.recv(1);
+    return 0;
+  });
+  xpmem_segid_t segid = ch.recv(0);
+  ASSERT_GT(ch.recv(0), 0) << "holder forked";
+  xpmem::Permit permit = xpmem::Permit::get(segid);
+  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, 4 * kPage);
+  ASSERT_TRUE(att);
+  auto *p = static_cast<char *>(att.data());
+  ASSERT_TRUE(check(p, 4 * kPage, 501));
+  ch.send(0, 0); // exporter exits
+  EXPECT_TRUE(wait_child(exporter).ok());
+  EXPECT_EQ(touch_signal(p, false), SIGBUS);
+  errno = 0;
+  EXPECT_EQ(xpmem_get(segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr), -1);
+  EXPECT_EQ(errno, ENOENT);
+  to_holder.send(0, 0); // the holder exits; the last close runs in its context
+  if (before) {
+    // The holder is not our child: watch its registration go away.
+    long live = -1;
+    for (int i = 0; i < 500 && live != (*before)["registrations"]; i++) {
+      usleep(10000);
+      live = (*stats())["registrations"];
+    }
+    EXPECT_EQ(live, (*before)["registrations"]);
+  }
+  EXPECT_EQ(kill(getpid(), 0), 0) << "we are unharmed";
+  EXPECT_EQ(touch_signal(p + kPage, true), SIGBUS);
+  att.reset();
+  permit.reset(); // the removed segment's memory goes with its last permit
+  if (before) {
+    EXPECT_EQ((*stats())["segments"], (*before)["segments"]);
+  }
+}
+
+} // namespace
