@@ -138,9 +138,8 @@ static void xpmem_fault_window(struct vm_fault *vmf, unsigned long *start,
 			       unsigned long *end)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	unsigned long npages = rounddown_pow_of_two(
-		clamp(READ_ONCE(xpmem_fault_around_pages), 1U, 512U));
-	unsigned long win = npages << PAGE_SHIFT;
+	unsigned int want = clamp(READ_ONCE(xpmem_fault_around_pages), 1U, 512U);
+	unsigned long win = rounddown_pow_of_two(want) << PAGE_SHIFT;
 	unsigned long base = vmf->address & ~(win - 1);
 
 	*start = max(base, vma->vm_start);

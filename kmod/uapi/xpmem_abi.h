@@ -19,8 +19,10 @@
 /* (major << 16) | (minor << 12) | patch, returned by XPMEM_CMD_VERSION. */
 #define XPMEM_ABI_VERSION ((3 << 16) | (0 << 12) | 0)
 
-/* Returned (as a positive errno) when the calling process is not the one
- * that opened the device file, e.g. a forked child using an inherited fd. */
+/*
+ * Returned (as a positive errno) when the calling process is not the one
+ * that opened the device file, e.g. a forked child using an inherited fd.
+ */
 #define XPMEM_ABI_ERRNO_NOPROC 2004
 
 #define XPMEM_ABI_RDONLY 0x1

@@ -170,6 +170,22 @@ inline std::optional<std::map<std::string, long>> stats() {
   return m;
 }
 
+// A permit and an attachment of the first `size` bytes of a segment.
+struct Attached {
+  xpmem::Permit permit;
+  xpmem::Attachment att;
+  char *data() const { return static_cast<char *>(att.data()); }
+  explicit operator bool() const { return att.valid(); }
+};
+
+inline Attached attach_segment(xpmem_segid_t segid, std::size_t size, bool writable = true) {
+  Attached a;
+  a.permit = xpmem::Permit::get(segid, writable);
+  if (a.permit)
+    a.att = xpmem::Attachment::attach(a.permit, 0, size);
+  return a;
+}
+
 inline xpmem_addr at(xpmem_apid_t apid, off_t offset = 0) {
   return xpmem_addr{apid, offset};
 }

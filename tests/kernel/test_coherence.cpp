@@ -185,10 +185,9 @@ TEST(Coherence, ReclaimedExporterPagesAreRefaulted) {
   ASSERT_EQ(pread(fd, want.data(), size, 0), (ssize_t)size);
   close(fd);
   xpmem::Segment seg = xpmem::Segment::make(file.data(), size, 0600);
-  xpmem::Permit permit = xpmem::Permit::get(seg.id(), false);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, size);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(seg.id(), size, false);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   ASSERT_EQ(std::memcmp(p, want.data(), size), 0);
   auto before = stats();
   for (int i = 0; i < 3; i++) {
@@ -303,10 +302,9 @@ TEST(Module, ReleaseInAnotherProcessAfterExporterExit) {
   });
   xpmem_segid_t segid = ch.recv(0);
   ASSERT_GT(ch.recv(0), 0) << "holder forked";
-  xpmem::Permit permit = xpmem::Permit::get(segid);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, 4 * kPage);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(segid, 4 * kPage);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   ASSERT_TRUE(check(p, 4 * kPage, 501));
   ch.send(0, 0); // exporter exits
   EXPECT_TRUE(wait_child(exporter).ok());
@@ -326,8 +324,8 @@ TEST(Module, ReleaseInAnotherProcessAfterExporterExit) {
   }
   EXPECT_EQ(kill(getpid(), 0), 0) << "we are unharmed";
   EXPECT_EQ(touch_signal(p + kPage, true), SIGBUS);
-  att.reset();
-  permit.reset(); // the removed segment's memory goes with its last permit
+  a.att.reset();
+  a.permit.reset(); // the removed segment's memory goes with its last permit
   if (before) {
     EXPECT_EQ((*stats())["segments"], (*before)["segments"]);
   }

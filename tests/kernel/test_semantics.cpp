@@ -144,10 +144,9 @@ TEST(Semantics, ReadOnlyPermitReadsAndWritesFault) {
 TEST(Semantics, ReadOnlyExporterPagesStayReadOnly) {
   const std::size_t size = 8 * kPage;
   Exporter ex(size, 41, 0600, PROT_READ);
-  xpmem::Permit permit = xpmem::Permit::get(ex.segid);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, size);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(ex.segid, size);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   EXPECT_TRUE(check(p, size, 41));
   int sig = touch_signal(p, true);
   EXPECT_TRUE(sig == SIGSEGV || sig == SIGBUS) << "signal " << sig;
@@ -213,10 +212,9 @@ TEST(Semantics, HolesAttachAndFaultSigbus) {
 TEST(Semantics, UnmapAndRemapShowsNewContents) {
   const std::size_t size = 32 * kPage;
   Exporter ex(size, 61);
-  xpmem::Permit permit = xpmem::Permit::get(ex.segid);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, size);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(ex.segid, size);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   ASSERT_TRUE(check(p, size, 61));
   ex.command(kRemap, 62);
   EXPECT_TRUE(check(p, size, 62)) << "stale pages after the exporter remapped";
@@ -229,10 +227,9 @@ TEST(Semantics, UnmapAndRemapShowsNewContents) {
 TEST(Semantics, ExporterForkCopyOnWriteShowsParentsPage) {
   const std::size_t size = 16 * kPage;
   Exporter ex(size, 71);
-  xpmem::Permit permit = xpmem::Permit::get(ex.segid);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, size);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(ex.segid, size);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   fill(p, size, 72);     // writable PTEs everywhere before the fork
   ex.command(kFork, 73); // exporter forks, then writes (COW) new contents
   EXPECT_TRUE(check(p, size, 73)) << "attachment still shows the pre-fork page";
@@ -245,10 +242,9 @@ TEST(Semantics, ExporterForkCopyOnWriteShowsParentsPage) {
 TEST(Semantics, ExporterExitMeansSigbus) {
   const std::size_t size = 8 * kPage;
   Exporter ex(size, 81);
-  xpmem::Permit permit = xpmem::Permit::get(ex.segid);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, size);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(ex.segid, size);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   ASSERT_TRUE(check(p, size, 81)); // mapped now
   EXPECT_TRUE(ex.quit().ok());
   EXPECT_EQ(touch_signal(p, false), SIGBUS);
@@ -261,10 +257,9 @@ TEST(Semantics, ExporterExitMeansSigbus) {
 TEST(Semantics, RemoveMeansSigbus) {
   const std::size_t size = 8 * kPage;
   Exporter ex(size, 91);
-  xpmem::Permit permit = xpmem::Permit::get(ex.segid);
-  xpmem::Attachment att = xpmem::Attachment::attach(permit, 0, size);
-  ASSERT_TRUE(att);
-  auto *p = static_cast<char *>(att.data());
+  Attached a = attach_segment(ex.segid, size);
+  ASSERT_TRUE(a);
+  char *p = a.data();
   ASSERT_TRUE(check(p, size, 91));
   ex.command(kRemove);
   EXPECT_EQ(touch_signal(p, false), SIGBUS);
