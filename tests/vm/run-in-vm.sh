@@ -100,7 +100,7 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 outdir /host$outdir ||
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
-mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
+mkdir -p /host/dev/shm && mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mkdir -p /host/dev/pts && mount -t devpts devpts /host/dev/pts
 mount -t debugfs debugfs /host/sys/kernel/debug
 ip link set lo up

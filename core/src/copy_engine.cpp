@@ -1,0 +1,110 @@
+#include "xpmem_core/copy_engine.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <string>
+
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
+namespace xpmem_core {
+
+namespace {
+
+// "32768K", "8M" or a plain byte count, as sysfs writes cache sizes.
+std::size_t parse_size(const std::string &text) {
+  std::size_t pos = 0;
+  unsigned long long value = 0;
+  try {
+    value = std::stoull(text, &pos);
+  } catch (...) {
+    return 0;
+  }
+  switch (pos < text.size() ? text[pos] : '\0') {
+  case 'K':
+    return value << 10;
+  case 'M':
+    return value << 20;
+  case 'G':
+    return value << 30;
+  default:
+    return value;
+  }
+}
+
+} // namespace
+
+std::size_t last_level_cache_bytes() {
+  std::size_t best = 0;
+  int best_level = -1;
+  for (int index = 0; index < 16; index++) {
+    const std::string dir =
+        "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    std::ifstream level_file(dir + "level"), type_file(dir + "type"), size_file(dir + "size");
+    int level = 0;
+    std::string type, size;
+    if (!(level_file >> level) || !(type_file >> type) || !(size_file >> size))
+      break;
+    if (type == "Instruction")
+      continue;
+    if (level > best_level) {
+      best_level = level;
+      best = parse_size(size);
+    }
+  }
+  return best ? best : std::size_t{32} << 20;
+}
+
+CopyEngine::CopyEngine(CopyConfig config) {
+  nt_threshold_ = std::numeric_limits<std::size_t>::max();
+#if defined(__x86_64__)
+  if (config.non_temporal)
+    nt_threshold_ =
+        config.non_temporal_threshold ? config.non_temporal_threshold : last_level_cache_bytes();
+#else
+  (void)config;
+#endif
+}
+
+void CopyEngine::copy(void *dst, const void *src, std::size_t n) const noexcept {
+  if (n >= nt_threshold_)
+    copy_non_temporal(dst, src, n);
+  else
+    std::memcpy(dst, src, n);
+}
+
+void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n) noexcept {
+#if defined(__x86_64__)
+  auto *d = static_cast<char *>(dst);
+  auto *s = static_cast<const char *>(src);
+  // Head: bring the destination to a 64-byte boundary with ordinary stores.
+  std::size_t head = (64 - (reinterpret_cast<std::uintptr_t>(d) & 63)) & 63;
+  if (head > n)
+    head = n;
+  std::memcpy(d, s, head);
+  d += head;
+  s += head;
+  n -= head;
+  // Body: whole cache lines, streamed.
+  for (; n >= 64; n -= 64, d += 64, s += 64) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
+    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d), a);
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 48), e);
+  }
+  // Streamed stores are weakly ordered: fence before anyone is told "done".
+  _mm_sfence();
+  std::memcpy(d, s, n);
+#else
+  std::memcpy(dst, src, n);
+#endif
+}
+
+} // namespace xpmem_core
