@@ -1,0 +1,132 @@
+// spsc_ring.hpp - a single-producer single-consumer ring of variable-size
+// records in shared memory: the mailbox one process writes small and
+// control messages into and one other process reads them from.
+//
+// Records are 64-byte aligned and never wrap: one that would not fit before
+// the end is preceded by a padding record.  The consumer reads a record in
+// place and releases it afterwards, so a message is copied once into the
+// ring and handed to the receiver without another copy.
+#ifndef XPMEM_CORE_SPSC_RING_HPP
+#define XPMEM_CORE_SPSC_RING_HPP
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+namespace xpmem_core {
+
+class SpscRing {
+  struct Control;
+
+public:
+  static constexpr std::size_t kAlign = 64;
+
+  struct Record {
+    std::uint32_t size; // payload bytes
+    std::uint16_t tag;
+    std::uint16_t flags; // kPadding: skip to the start of the ring
+    // the payload follows
+  };
+  static constexpr std::uint16_t kPadding = 1;
+
+  // Bytes of shared memory a ring with `capacity` data bytes needs.
+  static std::size_t footprint(std::size_t capacity) { return sizeof(Control) + capacity; }
+
+  SpscRing() = default;
+  // A handle on the ring in `memory`.  With capacity != 0 the ring is laid
+  // out anew (empty), which only its creator does; capacity is a multiple
+  // of 64.  Each process uses its own handle on the shared memory.
+  explicit SpscRing(void *memory, std::size_t capacity = 0)
+      : control_(static_cast<Control *>(memory)),
+        data_(static_cast<unsigned char *>(memory) + sizeof(Control)) {
+    if (capacity) {
+      new (memory) Control;
+      control_->capacity = capacity;
+      control_->head.store(0, std::memory_order_relaxed);
+      control_->tail.store(0, std::memory_order_release);
+    }
+  }
+
+  explicit operator bool() const { return control_ != nullptr; }
+  std::size_t capacity() const { return control_->capacity; }
+  // Largest payload one record can carry.
+  std::size_t max_payload() const { return capacity() / 2 - sizeof(Record); }
+
+  // Producer: space for a payload of `size` bytes, or nullptr if full.
+  // Fill it, then commit(size, tag).
+  void *reserve(std::size_t size) {
+    if (size > max_payload())
+      return nullptr;
+    const std::size_t need = record_bytes(size);
+    const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
+    const std::uint64_t head = control_->head.load(std::memory_order_acquire);
+    const std::size_t offset = tail % capacity();
+    const std::size_t padding = capacity() - offset < need ? capacity() - offset : 0;
+    if (tail + padding + need - head > capacity())
+      return nullptr;
+    pending_padding_ = padding;
+    return data_ + (padding ? 0 : offset) + sizeof(Record);
+  }
+
+  void commit(std::size_t size, std::uint16_t tag) {
+    std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
+    if (pending_padding_) {
+      Record *pad = record_at(tail);
+      pad->size = 0;
+      pad->tag = 0;
+      pad->flags = kPadding;
+      tail += pending_padding_;
+      pending_padding_ = 0;
+    }
+    Record *rec = record_at(tail);
+    rec->size = static_cast<std::uint32_t>(size);
+    rec->tag = tag;
+    rec->flags = 0;
+    control_->tail.store(tail + record_bytes(size), std::memory_order_release);
+  }
+
+  // Consumer: the oldest record, or nullptr if empty.  Valid until release().
+  const Record *peek() {
+    for (;;) {
+      const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
+      if (head == control_->tail.load(std::memory_order_acquire))
+        return nullptr;
+      const Record *rec = record_at(head);
+      if (!(rec->flags & kPadding))
+        return rec;
+      control_->head.store(head + (capacity() - head % capacity()), std::memory_order_release);
+    }
+  }
+  static const void *payload(const Record *rec) { return rec + 1; }
+
+  void release(const Record *rec) {
+    const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
+    control_->head.store(head + record_bytes(rec->size), std::memory_order_release);
+  }
+
+private:
+  struct Control {
+    alignas(kAlign) std::atomic<std::uint64_t> tail; // written by the producer
+    alignas(kAlign) std::atomic<std::uint64_t> head; // written by the consumer
+    alignas(kAlign) std::size_t capacity;
+  };
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                "the ring is shared between processes");
+
+  static std::size_t record_bytes(std::size_t size) {
+    return (sizeof(Record) + size + kAlign - 1) & ~(kAlign - 1);
+  }
+  Record *record_at(std::uint64_t pos) {
+    return reinterpret_cast<Record *>(data_ + pos % capacity());
+  }
+
+  Control *control_ = nullptr;
+  unsigned char *data_ = nullptr;
+  std::size_t pending_padding_ = 0; // producer-private, between reserve and commit
+};
+
+} // namespace xpmem_core
+
+#endif // XPMEM_CORE_SPSC_RING_HPP

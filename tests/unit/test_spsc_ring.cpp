@@ -1,0 +1,115 @@
+// The shared-memory mailbox ring: order, wrap-around, full/empty, and a
+// producer and consumer in two processes over MAP_SHARED memory.
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "xpmem_core/spsc_ring.hpp"
+
+namespace {
+
+using xpmem_core::SpscRing;
+
+struct SharedMemory {
+  explicit SharedMemory(std::size_t n) : size(n) {
+    void *p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    addr = p == MAP_FAILED ? nullptr : p;
+  }
+  ~SharedMemory() { munmap(addr, size); }
+  std::size_t size;
+  void *addr;
+};
+
+bool push(SpscRing &ring, std::uint32_t seq, std::size_t size) {
+  void *p = ring.reserve(size);
+  if (!p)
+    return false;
+  for (std::size_t i = 0; i < size; i++)
+    static_cast<unsigned char *>(p)[i] = static_cast<unsigned char>(seq + i);
+  ring.commit(size, static_cast<std::uint16_t>(seq & 0xffff));
+  return true;
+}
+
+bool pop(SpscRing &ring, std::uint32_t seq, std::size_t size) {
+  const SpscRing::Record *rec = ring.peek();
+  if (!rec || rec->size != size || rec->tag != (seq & 0xffff))
+    return false;
+  auto *p = static_cast<const unsigned char *>(SpscRing::payload(rec));
+  for (std::size_t i = 0; i < size; i++)
+    if (p[i] != static_cast<unsigned char>(seq + i))
+      return false;
+  ring.release(rec);
+  return true;
+}
+
+TEST(SpscRing, FifoOrderFullAndEmpty) {
+  SharedMemory mem(SpscRing::footprint(4096));
+  SpscRing ring(mem.addr, 4096);
+  EXPECT_EQ(ring.peek(), nullptr);
+  EXPECT_EQ(ring.reserve(ring.max_payload() + 1), nullptr);
+  int pushed = 0;
+  while (push(ring, pushed, 100))
+    pushed++;
+  EXPECT_EQ(pushed, 4096 / 128) << "100-byte payloads take 128-byte records";
+  for (int i = 0; i < pushed; i++)
+    ASSERT_TRUE(pop(ring, i, 100)) << i;
+  EXPECT_EQ(ring.peek(), nullptr);
+}
+
+TEST(SpscRing, WrapsWithPaddingAndNeverSplitsARecord) {
+  SharedMemory mem(SpscRing::footprint(4096));
+  SpscRing ring(mem.addr, 4096);
+  std::mt19937 rng(7);
+  std::uint32_t produced = 0, consumed = 0;
+  std::vector<std::size_t> sizes;
+  for (int step = 0; step < 100000; step++) {
+    if (rng() % 2) {
+      std::size_t size = rng() % (ring.max_payload() + 1);
+      if (push(ring, produced, size)) {
+        sizes.push_back(size);
+        produced++;
+      }
+    } else if (consumed < produced) {
+      ASSERT_TRUE(pop(ring, consumed, sizes[consumed])) << consumed;
+      consumed++;
+    }
+  }
+  EXPECT_GT(consumed, 1000u);
+}
+
+TEST(SpscRing, TwoProcesses) {
+  const std::size_t capacity = 64 * 1024;
+  SharedMemory mem(SpscRing::footprint(capacity));
+  SpscRing creator(mem.addr, capacity);
+  const std::uint32_t count = 200000;
+  pid_t pid = fork();
+  if (pid == 0) {
+    SpscRing producer(mem.addr);
+    for (std::uint32_t i = 0; i < count;)
+      if (push(producer, i, (i * 37) % 2000))
+        i++;
+    _exit(0);
+  }
+  SpscRing consumer(mem.addr);
+  bool ok = true;
+  for (std::uint32_t i = 0; i < count && ok;) {
+    const SpscRing::Record *rec = consumer.peek();
+    if (!rec)
+      continue;
+    ok = pop(consumer, i, (i * 37) % 2000);
+    i++;
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(ok);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+} // namespace
