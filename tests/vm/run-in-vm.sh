@@ -104,6 +104,7 @@ mkdir -p /host/dev/shm && mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm
 mkdir -p /host/dev/pts && mount -t devpts devpts /host/dev/pts
 mount -t debugfs debugfs /host/sys/kernel/debug
 ip link set lo up
+hostname xpmem-vm # Open MPI rejects the default "(none)"
 cp /job.sh /host/tmp/xpmem-job.sh
 mod_rc=0
 if [ $load_module = 1 ]; then insmod /host$module; mod_rc=\$?; fi
