@@ -2,12 +2,13 @@
 # Install what building and testing needs on Debian 12 (as root): the
 # compiler and GoogleTest, a Debian kernel with its matching headers (the
 # module is built against them and tested by booting them under QEMU/TCG),
-# QEMU and busybox for the test VM.
+# QEMU and busybox for the test VM, and Open MPI for the Open MPI plugin.
 set -euo pipefail
 packages=(
 	build-essential cmake g++ pkg-config libgtest-dev
 	linux-image-amd64 linux-headers-amd64 kmod
 	qemu-system-x86 busybox-static cpio xz-utils zstd util-linux
+	openmpi-bin libopenmpi-dev
 )
 missing=()
 for p in "${packages[@]}"; do
