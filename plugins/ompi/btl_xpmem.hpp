@@ -79,6 +79,8 @@ struct BtlXpmemState {
   std::unique_ptr<xpmem_core::CopyEngine> copy;
   std::vector<BtlXpmemFrag *> free_small, free_large;
   bool in_progress = false;
+  std::uint64_t bytes_single_copied = 0; // get + put payload
+  std::uint64_t atomics = 0;
 };
 
 extern "C" {
@@ -88,6 +90,9 @@ extern mca_btl_base_module_t btl_xpmem_module;
 extern BtlXpmemState btl_xpmem;
 
 constexpr std::size_t kSmallFrag = 4096;
+
+// btl_xpmem_pvars.cpp
+void btl_xpmem_register_pvars();
 
 // btl_xpmem_module.cpp
 void btl_xpmem_module_setup(mca_btl_base_module_t &module);

@@ -72,6 +72,7 @@ int component_register() {
   m.btl_get_limit = SIZE_MAX;
   m.btl_put_limit = SIZE_MAX;
   btl_xpmem_module_setup(m);
+  btl_xpmem_register_pvars();
   return mca_btl_base_param_register(&mca_btl_xpmem_component.btl_version, &m);
 }
 

@@ -190,6 +190,7 @@ int module_get(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep, void *lo
     return OPAL_ERROR;
   btl_xpmem.copy->copy(local_address, lease.get(), size);
   lease.reset();
+  btl_xpmem.bytes_single_copied += size;
   cbfunc(btl, ep, local_address, local_handle, cbcontext, cbdata, OPAL_SUCCESS);
   return OPAL_SUCCESS;
 }
@@ -203,6 +204,7 @@ int module_put(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep, void *lo
     return OPAL_ERROR;
   btl_xpmem.copy->copy(lease.get(), local_address, size);
   lease.reset();
+  btl_xpmem.bytes_single_copied += size;
   cbfunc(btl, ep, local_address, local_handle, cbcontext, cbdata, OPAL_SUCCESS);
   return OPAL_SUCCESS;
 }
@@ -267,6 +269,7 @@ int atomic_common(mca_btl_base_endpoint_t *ep, void *local_address, uint64_t rem
   auto lease = ep->cache->map(remote_address, narrow ? 4 : 8);
   if (!lease)
     return OPAL_ERROR;
+  btl_xpmem.atomics++;
   bool ok;
   if (narrow) {
     std::uint32_t old = 0;
@@ -314,6 +317,7 @@ int module_atomic_cswap(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep,
   auto lease = ep->cache->map(remote_address, narrow ? 4 : 8);
   if (!lease)
     return OPAL_ERROR;
+  btl_xpmem.atomics++;
   if (narrow) {
     auto expected = static_cast<std::uint32_t>(compare);
     __atomic_compare_exchange_n(static_cast<std::uint32_t *>(lease.get()), &expected,

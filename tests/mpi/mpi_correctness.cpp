@@ -253,24 +253,68 @@ void early_exit_then_traffic() {
   MPI_Comm_free(&rest);
 }
 
+// An MPI_T counter of this process, read as its growth since start().
+class Counter {
+public:
+  explicit Counter(const char *name) {
+    int index = -1;
+    if (MPI_T_pvar_get_index(name, MPI_T_PVAR_CLASS_COUNTER, &index) != MPI_SUCCESS)
+      return;
+    int count = 0;
+    MPI_T_pvar_session_create(&session_);
+    found_ = MPI_T_pvar_handle_alloc(session_, index, nullptr, &handle_, &count) == MPI_SUCCESS;
+  }
+  ~Counter() {
+    if (found_) {
+      MPI_T_pvar_handle_free(session_, &handle_);
+      MPI_T_pvar_session_free(&session_);
+    }
+  }
+  // -1 when the variable does not exist (btl xpmem not loaded).
+  long long value() {
+    unsigned long long v = 0;
+    if (!found_ || MPI_T_pvar_read(session_, handle_, &v) != MPI_SUCCESS)
+      return -1;
+    return static_cast<long long>(v);
+  }
+
+private:
+  MPI_T_pvar_session session_{};
+  MPI_T_pvar_handle handle_{};
+  bool found_ = false;
+};
+
 } // namespace
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
-  pt2pt_blocking();
-  pt2pt_nonblocking_many();
-  pt2pt_wildcards();
-  noncontiguous();
-  stale_cache_trap();
-  collectives();
-  one_sided();
-  early_exit_then_traffic();
-  int total = 0;
-  MPI_Reduce(&failures, &total, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
-  if (rank == 0)
-    std::printf("mpi_correctness: %d ranks, %d failures\n", nprocs, total);
+  int provided = 0;
+  MPI_T_init_thread(MPI_THREAD_SINGLE, &provided);
+  {
+    Counter copied("btl_xpmem_bytes_single_copied"), atomics("btl_xpmem_atomics");
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
+    pt2pt_blocking();
+    pt2pt_nonblocking_many();
+    pt2pt_wildcards();
+    noncontiguous();
+    stale_cache_trap();
+    collectives();
+    one_sided();
+    early_exit_then_traffic();
+    // Which transport did the work: the btl xpmem counters, summed over ranks.
+    long long mine[2] = {copied.value(), atomics.value()};
+    long long sums[2] = {0, 0};
+    MPI_Reduce(mine, sums, 2, MPI_LONG_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
+    int total = 0;
+    MPI_Reduce(&failures, &total, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (rank == 0) {
+      if (mine[0] >= 0)
+        std::printf("btl_xpmem pvars: bytes_single_copied %lld, atomics %lld\n", sums[0], sums[1]);
+      std::printf("mpi_correctness: %d ranks, %d failures\n", nprocs, total);
+    }
+  }
+  MPI_T_finalize();
   MPI_Finalize();
   return failures ? 1 : 0;
 }

@@ -22,6 +22,7 @@ echo "$out" | grep -q " 0 failures" || { echo "FAIL: $* did not report 0 failure
 case "$expect" in
 --expect-xpmem)
 	[ "$after" -gt "$before" ] || { echo "FAIL: no XPMEM faults: the single-copy path was not taken"; exit 1; }
+	echo "$out" | grep -qE "bytes_single_copied [1-9]" || { echo "FAIL: pvar btl_xpmem_bytes_single_copied is 0"; exit 1; }
 	echo "xpmem path taken: $((after - before)) attachment faults" ;;
 --expect-no-xpmem)
 	[ ! -e /dev/xpmem ] || { echo "FAIL: /dev/xpmem exists"; exit 1; }
