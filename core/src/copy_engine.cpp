@@ -7,7 +7,7 @@
 #include <string>
 
 #if defined(__x86_64__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 namespace xpmem_core {
@@ -76,6 +76,45 @@ void CopyEngine::copy(void *dst, const void *src, std::size_t n) const noexcept 
     std::memcpy(dst, src, n);
 }
 
+#if defined(__x86_64__)
+namespace {
+
+// Stream whole 64-byte lines from s to the 64-byte aligned d.
+void stream_lines_sse2(char *d, const char *s, std::size_t lines) noexcept {
+  for (; lines; lines--, d += 64, s += 64) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
+    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d), a);
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 48), e);
+  }
+}
+
+__attribute__((target("avx2"))) void stream_lines_avx2(char *d, const char *s,
+                                                       std::size_t lines) noexcept {
+  for (; lines; lines--, d += 64, s += 64) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 32));
+    _mm256_stream_si256(reinterpret_cast<__m256i *>(d), a);
+    _mm256_stream_si256(reinterpret_cast<__m256i *>(d + 32), b);
+  }
+}
+
+using StreamFn = void (*)(char *, const char *, std::size_t) noexcept;
+
+StreamFn pick_stream() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") ? stream_lines_avx2 : stream_lines_sse2;
+}
+
+const StreamFn stream_lines = pick_stream();
+
+} // namespace
+#endif
+
 void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n) noexcept {
 #if defined(__x86_64__)
   auto *d = static_cast<char *>(dst);
@@ -88,17 +127,12 @@ void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n) no
   d += head;
   s += head;
   n -= head;
-  // Body: whole cache lines, streamed.
-  for (; n >= 64; n -= 64, d += 64, s += 64) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
-    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d), a);
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 16), b);
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 32), c);
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 48), e);
-  }
+  // Body: whole cache lines, streamed around the caches.
+  const std::size_t lines = n / 64;
+  stream_lines(d, s, lines);
+  d += lines * 64;
+  s += lines * 64;
+  n -= lines * 64;
   // Streamed stores are weakly ordered: fence before anyone is told "done".
   _mm_sfence();
   std::memcpy(d, s, n);

@@ -140,6 +140,18 @@ bool create_mailbox() {
   return true;
 }
 
+// The last-level cache size from Open MPI's hwloc topology, 0 if unknown.
+std::size_t hwloc_llc_bytes() {
+  if (opal_hwloc_base_get_topology() != OPAL_SUCCESS || !opal_hwloc_topology)
+    return 0;
+  for (hwloc_obj_type_t type : {HWLOC_OBJ_L3CACHE, HWLOC_OBJ_L2CACHE}) {
+    hwloc_obj_t cache = hwloc_get_obj_by_type(opal_hwloc_topology, type, 0);
+    if (cache && cache->attr && cache->attr->cache.size)
+      return cache->attr->cache.size;
+  }
+  return 0;
+}
+
 mca_btl_base_module_t **component_init(int *num_btls, bool, bool) {
   BtlXpmemState &s = btl_xpmem;
   *num_btls = 0;
@@ -177,7 +189,8 @@ mca_btl_base_module_t **component_init(int *num_btls, bool, bool) {
 
   xpmem_core::CopyConfig copy;
   copy.non_temporal = s.params.non_temporal;
-  copy.non_temporal_threshold = s.params.non_temporal_threshold;
+  copy.non_temporal_threshold =
+      s.params.non_temporal_threshold ? s.params.non_temporal_threshold : hwloc_llc_bytes();
   s.copy = std::make_unique<xpmem_core::CopyEngine>(copy);
 
   auto **modules = static_cast<mca_btl_base_module_t **>(std::malloc(sizeof(void *)));
@@ -185,8 +198,11 @@ mca_btl_base_module_t **component_init(int *num_btls, bool, bool) {
     return step_aside("out of memory.");
   modules[0] = &btl_xpmem_module;
   *num_btls = 1;
-  opal_output_verbose(10, output(), "btl xpmem: ready (segment %lld, %d local peers)",
-                      static_cast<long long>(s.segment.id()), s.num_rings - 1);
+  opal_output_verbose(
+      10, output(),
+      "btl xpmem: ready (segment %lld, %d local peers, non-temporal copies from %zu "
+      "bytes)",
+      static_cast<long long>(s.segment.id()), s.num_rings - 1, s.copy->non_temporal_threshold());
   return modules;
 }
 

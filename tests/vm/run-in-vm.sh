@@ -5,7 +5,7 @@
 # kernel log.
 #
 #   run-in-vm.sh --module build/kmod/xpmem.ko [--kernel-release R]
-#                [--timeout SECONDS] [--out DIR] [--smp N] [--no-module]
+#                [--timeout SECONDS] [--out DIR] [--smp N] [--mem SIZE] [--no-module]
 #                -- command [args...]
 #
 # The host root is mounted read-only at the same paths inside the guest, so
@@ -19,6 +19,7 @@ krel=""
 timeout_s=1200
 outdir=""
 smp=2
+mem=4G
 load_module=1
 
 while [ $# -gt 0 ]; do
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout_s=$2; shift 2 ;;
 	--out) outdir=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
 	--no-module) load_module=0; shift ;;
 	--) shift; break ;;
 	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
@@ -134,7 +136,7 @@ log=$outdir/vm-console.log
 started=$(date +%s)
 set +e
 timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -cpu max -smp "$smp" -m 4G \
+	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
 	-kernel "$kernel" -initrd "$work/initramfs.gz" \
 	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4" \
 	-display none -monitor none -serial stdio -no-reboot \

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs inside the test VM (see run-bench.sh): every transport and buffer
+# mode, RUNS times, appending "run transport buffers mode size value unit
+# cpu_s_per_gib" lines to $XPMEM_VM_OUT/results.txt.
+set -euo pipefail
+build=$1 runs=$2 min=$3 max=$4 volume=$5
+out=$XPMEM_VM_OUT/results.txt
+: >"$out"
+bench=$build/bench/mpi_bench
+common=(--allow-run-as-root --oversubscribe --mca pml ob1 --bind-to core
+	--mca mca_base_component_path "SYS_DEFAULT:$build/ompi-components")
+declare -A transports=(
+	[xpmem]="--mca btl self,vader,xpmem"
+	[cma]="--mca btl self,vader --mca btl_vader_single_copy_mechanism cma"
+	[cico]="--mca btl self,vader --mca btl_vader_single_copy_mechanism none"
+)
+record() { # run transport buffers mode, then the benchmark's output on stdin
+	grep -v '^#' | while read -r size value unit cpu; do
+		echo "$1 $2 $3 $4 $size $value $unit $cpu" >>"$out"
+	done
+}
+for run in $(seq 1 "$runs"); do
+	mpirun "${common[@]}" -np 1 "$bench" --mode memcpy --min "$min" --max "$max" \
+		--volume-mib "$volume" | record "$run" memcpy reused bw
+	for t in xpmem cma cico; do
+		# shellcheck disable=SC2086
+		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode bw --min "$min" --max "$max" \
+			--volume-mib "$volume" | record "$run" "$t" reused bw
+		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode bw --fresh --min "$min" \
+			--max "$max" --volume-mib "$volume" | record "$run" "$t" fresh bw
+		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode latency --min 8 --max 4096 \
+			--iters 2000 | record "$run" "$t" reused latency
+	done
+	echo "bench: run $run of $runs done"
+done
