@@ -152,9 +152,12 @@ std::size_t hwloc_llc_bytes() {
   return 0;
 }
 
-mca_btl_base_module_t **component_init(int *num_btls, bool, bool) {
+mca_btl_base_module_t **component_init(int *num_btls, bool, bool mpi_threads) {
   BtlXpmemState &s = btl_xpmem;
   *num_btls = 0;
+  // The mailboxes and descriptor pools are single-threaded for now.
+  if (mpi_threads)
+    return step_aside("MPI_THREAD_MULTIPLE is not supported yet.");
   if (opal_process_info.num_local_peers == 0) {
     opal_output_verbose(10, output(), "btl xpmem: no other process on this node");
     return nullptr;

@@ -181,32 +181,39 @@ int flush_pending(mca_btl_base_endpoint_t *ep) {
 
 // --- single copies ----------------------------------------------------------
 
-int module_get(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep, void *local_address,
-               uint64_t remote_address, mca_btl_base_registration_handle_t *local_handle,
-               mca_btl_base_registration_handle_t *, size_t size, int, int,
-               mca_btl_base_rdma_completion_fn_t cbfunc, void *cbcontext, void *cbdata) {
+// get and put: one copy between our buffer and the peer's, through a
+// cached attachment of the peer's memory.
+int single_copy(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep, void *local_address,
+                uint64_t remote_address, mca_btl_base_registration_handle_t *local_handle,
+                size_t size, bool to_peer, mca_btl_base_rdma_completion_fn_t cbfunc,
+                void *cbcontext, void *cbdata) {
   auto lease = ep->cache->map(remote_address, size);
   if (!lease)
     return OPAL_ERROR;
-  btl_xpmem.copy->copy(local_address, lease.get(), size);
+  if (to_peer)
+    btl_xpmem.copy->copy(lease.get(), local_address, size);
+  else
+    btl_xpmem.copy->copy(local_address, lease.get(), size);
   lease.reset();
   btl_xpmem.bytes_single_copied += size;
   cbfunc(btl, ep, local_address, local_handle, cbcontext, cbdata, OPAL_SUCCESS);
   return OPAL_SUCCESS;
 }
 
+int module_get(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep, void *local_address,
+               uint64_t remote_address, mca_btl_base_registration_handle_t *local_handle,
+               mca_btl_base_registration_handle_t *, size_t size, int, int,
+               mca_btl_base_rdma_completion_fn_t cbfunc, void *cbcontext, void *cbdata) {
+  return single_copy(btl, ep, local_address, remote_address, local_handle, size, false, cbfunc,
+                     cbcontext, cbdata);
+}
+
 int module_put(mca_btl_base_module_t *btl, mca_btl_base_endpoint_t *ep, void *local_address,
                uint64_t remote_address, mca_btl_base_registration_handle_t *local_handle,
                mca_btl_base_registration_handle_t *, size_t size, int, int,
                mca_btl_base_rdma_completion_fn_t cbfunc, void *cbcontext, void *cbdata) {
-  auto lease = ep->cache->map(remote_address, size);
-  if (!lease)
-    return OPAL_ERROR;
-  btl_xpmem.copy->copy(lease.get(), local_address, size);
-  lease.reset();
-  btl_xpmem.bytes_single_copied += size;
-  cbfunc(btl, ep, local_address, local_handle, cbcontext, cbdata, OPAL_SUCCESS);
-  return OPAL_SUCCESS;
+  return single_copy(btl, ep, local_address, remote_address, local_handle, size, true, cbfunc,
+                     cbcontext, cbdata);
 }
 
 // One read-modify-write on the peer's memory, returning the old value.
