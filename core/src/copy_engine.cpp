@@ -103,19 +103,26 @@ __attribute__((target("avx2"))) void stream_lines_avx2(char *d, const char *s,
   }
 }
 
-using StreamFn = void (*)(char *, const char *, std::size_t) noexcept;
-
-StreamFn pick_stream() {
+bool has_avx2() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") ? stream_lines_avx2 : stream_lines_sse2;
+  return __builtin_cpu_supports("avx2");
 }
 
-const StreamFn stream_lines = pick_stream();
+const bool cpu_avx2 = has_avx2();
 
 } // namespace
 #endif
 
-void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n) noexcept {
+bool CopyEngine::cpu_has(Stream stream) noexcept {
+#if defined(__x86_64__)
+  return stream != Stream::Avx2 || cpu_avx2;
+#else
+  return stream == Stream::Best;
+#endif
+}
+
+void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n,
+                                   Stream stream) noexcept {
 #if defined(__x86_64__)
   auto *d = static_cast<char *>(dst);
   auto *s = static_cast<const char *>(src);
@@ -129,7 +136,8 @@ void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n) no
   n -= head;
   // Body: whole cache lines, streamed around the caches.
   const std::size_t lines = n / 64;
-  stream_lines(d, s, lines);
+  const bool avx2 = stream == Stream::Avx2 || (stream == Stream::Best && cpu_avx2);
+  (avx2 ? stream_lines_avx2 : stream_lines_sse2)(d, s, lines);
   d += lines * 64;
   s += lines * 64;
   n -= lines * 64;
@@ -137,6 +145,7 @@ void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n) no
   _mm_sfence();
   std::memcpy(d, s, n);
 #else
+  (void)stream;
   std::memcpy(dst, src, n);
 #endif
 }

@@ -35,6 +35,23 @@ TEST(CopyEngine, NonTemporalPathIsExactForAllAlignments) {
         expect_exact_copy(always_nt, n, so, d);
 }
 
+TEST(CopyEngine, EveryStreamingLoopIsExact) {
+  for (auto stream : {CopyEngine::Stream::Sse2, CopyEngine::Stream::Avx2}) {
+    if (!CopyEngine::cpu_has(stream))
+      continue;
+    for (std::size_t n : {0, 63, 64, 65, 200, 4096, 100000}) {
+      std::vector<unsigned char> src(n + 64), dst(n + 128, 0xee);
+      for (std::size_t i = 0; i < src.size(); i++)
+        src[i] = static_cast<unsigned char>(i * 7 + 1);
+      CopyEngine::copy_non_temporal(dst.data() + 3, src.data() + 5, n, stream);
+      ASSERT_EQ(std::memcmp(dst.data() + 3, src.data() + 5, n), 0) << n;
+      ASSERT_EQ(dst[2], 0xee);
+      ASSERT_EQ(dst[3 + n], 0xee);
+    }
+  }
+  EXPECT_TRUE(CopyEngine::cpu_has(CopyEngine::Stream::Sse2));
+}
+
 TEST(CopyEngine, ThresholdSelectsThePath) {
   CopyEngine engine(CopyConfig{true, 4096});
   EXPECT_EQ(engine.non_temporal_threshold(), 4096u);

@@ -25,8 +25,12 @@ public:
   void copy(void *dst, const void *src, std::size_t n) const noexcept;
   std::size_t non_temporal_threshold() const noexcept { return nt_threshold_; }
 
-  // memcpy with non-temporal stores regardless of size (exposed for tests).
-  static void copy_non_temporal(void *dst, const void *src, std::size_t n) noexcept;
+  // Which streaming loop: the best this CPU has, or a given one (tests).
+  enum class Stream { Best, Sse2, Avx2 };
+  static bool cpu_has(Stream stream) noexcept;
+  // memcpy with non-temporal stores regardless of size.
+  static void copy_non_temporal(void *dst, const void *src, std::size_t n,
+                                Stream stream = Stream::Best) noexcept;
 
 private:
   std::size_t nt_threshold_; // SIZE_MAX when disabled or unsupported
