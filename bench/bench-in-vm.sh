@@ -30,7 +30,7 @@ for run in $(seq 1 "$runs"); do
 		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode bw --fresh --min "$min" \
 			--max "$max" --volume-mib $((volume / 4)) | record "$run" "$t" fresh bw
 		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode latency --min 8 --max 4096 \
-			--iters 2000 | record "$run" "$t" reused latency
+			--iters 1000 | record "$run" "$t" reused latency
 	done
 	echo "bench: run $run of $runs done"
 done

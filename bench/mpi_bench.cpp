@@ -76,13 +76,14 @@ private:
 
 int iterations(const Options &o, std::size_t size, bool warm) {
   if (warm)
-    return o.warmup ? o.warmup : (size >= (1u << 20) ? 2 : 10);
+    return o.warmup ? o.warmup : (size >= (1u << 20) ? (o.fresh ? 1 : 2) : 10);
   if (o.iters)
     return o.iters;
-  // About --volume bytes per measurement, at least 3 iterations.
+  // About --volume bytes per measurement, at least 3 iterations (1 with
+  // fresh buffers, where each iteration maps and fills window new buffers).
   const std::size_t per_iter = size * static_cast<std::size_t>(o.mode == "latency" ? 2 : o.window);
-  return static_cast<int>(
-      std::clamp<std::size_t>(o.volume / std::max<std::size_t>(per_iter, 1), 3, 1000));
+  return static_cast<int>(std::clamp<std::size_t>(o.volume / std::max<std::size_t>(per_iter, 1),
+                                                  o.fresh ? 1 : 3, 1000));
 }
 
 // Returns seconds for `iters` iterations; pairs are (r, r + half).

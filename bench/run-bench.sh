@@ -8,7 +8,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
-runs=3 out=$top/build/bench-out min=4096 max=$((16 << 20)) volume=64
+runs=3 out=$top/build/bench-out min=4096 max=$((16 << 20)) volume=32
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--runs) runs=$2; shift 2 ;;
