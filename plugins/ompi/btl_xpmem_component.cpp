@@ -61,8 +61,11 @@ int component_register() {
   // Ranking and limits, registered as btl_xpmem_{exclusivity,eager_limit,...}.
   mca_btl_base_module_t &m = btl_xpmem_module;
   m.btl_exclusivity = MCA_BTL_EXCLUSIVITY_HIGH + 1; // above vader: used when it can be
-  m.btl_eager_limit = 4 * 1024;
-  m.btl_rndv_eager_limit = 4 * 1024;
+  // Messages above the eager limit go by single copy (RGET).  Below 32 KiB
+  // the mailbox's two copies beat a single copy that must fault in a
+  // fresh buffer's pages, so that is where single copy starts.
+  m.btl_eager_limit = 32 * 1024;
+  m.btl_rndv_eager_limit = 32 * 1024;
   m.btl_max_send_size = 32 * 1024;
   m.btl_rdma_pipeline_send_length = 32 * 1024;
   m.btl_rdma_pipeline_frag_size = 32 * 1024;
@@ -73,7 +76,15 @@ int component_register() {
   m.btl_put_limit = SIZE_MAX;
   btl_xpmem_module_setup(m);
   btl_xpmem_register_pvars();
-  return mca_btl_base_param_register(&mca_btl_xpmem_component.btl_version, &m);
+  int rc = mca_btl_base_param_register(&mca_btl_xpmem_component.btl_version, &m);
+  if (rc != OPAL_SUCCESS)
+    return rc;
+  // The name users look for: the size from which messages are single-copied.
+  int eager = mca_base_var_find("opal", "btl", "xpmem", "eager_limit");
+  if (eager >= 0)
+    mca_base_var_register_synonym(eager, "opal", "btl", "xpmem", "single_copy_threshold",
+                                  mca_base_var_syn_flag_t(0));
+  return OPAL_SUCCESS;
 }
 
 int component_open() {
