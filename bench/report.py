@@ -53,6 +53,7 @@ def plot(med, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colors = {"memcpy": "tab:gray", "xpmem": "tab:orange", "cma": "tab:green", "cico": "tab:red"}
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, buffers in zip(axes[:2], ("reused", "fresh")):
         for transport, label in (("memcpy", "memcpy (ceiling)"), ("xpmem", "btl xpmem"),
@@ -61,7 +62,7 @@ def plot(med, path):
             pts = sorted((k[3], v[0]) for k, v in med.items() if k[:3] == (transport, b, "bw"))
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
-                        linestyle="--" if transport == "memcpy" else "-")
+                        color=colors[transport], linestyle="--" if transport == "memcpy" else "-")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("message size (bytes)")
         ax.set_ylabel("MB/s")
@@ -71,7 +72,8 @@ def plot(med, path):
     ax = axes[2]
     for transport, label in (("xpmem", "btl xpmem"), ("cma", "vader CMA"), ("cico", "vader CICO")):
         pts = sorted((k[3], v[0]) for k, v in med.items() if k[:3] == (transport, "reused", "latency"))
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
+                color=colors[transport])
     ax.set_xscale("log", base=2)
     ax.set_xlabel("message size (bytes)")
     ax.set_ylabel("µs")
