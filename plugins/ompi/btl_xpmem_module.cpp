@@ -121,10 +121,11 @@ bool ring_write(mca_btl_base_endpoint_t *ep, const mca_btl_base_segment_t *segs,
   return true;
 }
 
-void send_complete(BtlXpmemFrag *frag, bool always) {
+// Every descriptor carries MCA_BTL_DES_SEND_ALWAYS_CALLBACK (module_alloc).
+void send_complete(BtlXpmemFrag *frag) {
   mca_btl_base_descriptor_t *des = &frag->base;
   const bool owned = des->des_flags & MCA_BTL_DES_FLAGS_BTL_OWNERSHIP;
-  if (des->des_cbfunc && (always || (des->des_flags & MCA_BTL_DES_SEND_ALWAYS_CALLBACK)))
+  if (des->des_cbfunc)
     des->des_cbfunc(&btl_xpmem_module, frag->endpoint, des, OPAL_SUCCESS);
   if (owned)
     frag_put(frag);
@@ -135,7 +136,7 @@ int module_send(mca_btl_base_module_t *, mca_btl_base_endpoint_t *ep,
   auto *frag = reinterpret_cast<BtlXpmemFrag *>(des);
   frag->endpoint = ep;
   if (ep->pending.empty() && ring_write(ep, des->des_segments, des->des_segment_count, tag)) {
-    send_complete(frag, false);
+    send_complete(frag);
     return 1; // completed
   }
   // The peer's ring is full: keep order, retry from progress, call back then.
@@ -160,7 +161,10 @@ int module_sendi(mca_btl_base_module_t *, mca_btl_base_endpoint_t *ep, opal_conv
     iovec iov{dst + header_size, payload_size};
     uint32_t iov_count = 1;
     std::size_t packed = payload_size;
-    opal_convertor_pack(convertor, &iov, &iov_count, &packed);
+    // Nothing is visible to the peer until commit(): a failed pack just
+    // leaves the reserved space unused.
+    if (opal_convertor_pack(convertor, &iov, &iov_count, &packed) < 0 || packed != payload_size)
+      return OPAL_ERROR;
   }
   ep->tx.commit(total, tag);
   return OPAL_SUCCESS;
@@ -173,7 +177,7 @@ int flush_pending(mca_btl_base_endpoint_t *ep) {
     if (!ring_write(ep, frag->base.des_segments, frag->base.des_segment_count, frag->tag))
       break;
     ep->pending.pop_front();
-    send_complete(frag, true);
+    send_complete(frag);
     sent++;
   }
   return sent;

@@ -49,9 +49,7 @@ inline Outcome wait_child(pid_t pid) {
 inline pid_t spawn(const std::function<int()> &fn) {
   pid_t pid = fork();
   if (pid == 0) {
-    int rc = 1;
-    rc = fn();
-    _exit(rc);
+    _exit(fn());
   }
   return pid;
 }
