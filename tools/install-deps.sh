@@ -2,13 +2,15 @@
 # Install what building and testing needs on Debian 12 (as root): the
 # compiler and GoogleTest, a Debian kernel with its matching headers (the
 # module is built against them and tested by booting them under QEMU/TCG),
-# QEMU and busybox for the test VM, and Open MPI for the Open MPI plugin.
+# QEMU and busybox for the test VM, Open MPI for the Open MPI plugin, and
+# UCX (its source too: tools/fetch-ucx-source.sh) for the UCX plugin.
 set -euo pipefail
 packages=(
 	build-essential cmake g++ pkg-config libgtest-dev
 	linux-image-amd64 linux-headers-amd64 kmod
 	qemu-system-x86 busybox-static cpio xz-utils zstd util-linux
 	openmpi-bin libopenmpi-dev
+	libucx-dev ucx-utils dpkg-dev
 )
 missing=()
 for p in "${packages[@]}"; do
