@@ -38,7 +38,9 @@ class Mapping {
 public:
   Mapping() = default;
   Mapping(void *addr, std::size_t len) : addr_(addr), len_(len) {}
-  Mapping(Mapping &&other) noexcept : addr_(other.addr_), len_(other.len_) { other.addr_ = nullptr; }
+  Mapping(Mapping &&other) noexcept : addr_(other.addr_), len_(other.len_) {
+    other.addr_ = nullptr;
+  }
   Mapping &operator=(Mapping &&other) noexcept {
     std::swap(addr_, other.addr_);
     std::swap(len_, other.len_);
@@ -122,8 +124,12 @@ namespace {
 uct_xpmem_iface_t *iface_of(uct_iface_h tl_iface) {
   return ucs_derived_of(tl_iface, uct_xpmem_iface_t);
 }
-uct_xpmem_ep_t *ep_of(uct_ep_h tl_ep) { return ucs_derived_of(tl_ep, uct_xpmem_ep_t); }
-IfaceState &state_of(uct_ep_h tl_ep) { return *iface_of(tl_ep->iface)->state; }
+uct_xpmem_ep_t *ep_of(uct_ep_h tl_ep) {
+  return ucs_derived_of(tl_ep, uct_xpmem_ep_t);
+}
+IfaceState &state_of(uct_ep_h tl_ep) {
+  return *iface_of(tl_ep->iface)->state;
+}
 
 // ---------------------------------------------------------------- active messages
 
@@ -182,8 +188,7 @@ ssize_t am_bcopy(uct_ep_h tl_ep, std::uint8_t id, uct_pack_callback_t pack_cb, v
   const std::size_t length = pack_cb(cell, arg);
   // The caller packs at most max_bcopy; a larger result has already
   // overrun the cell, so stop here rather than deliver it.
-  ucs_assertv_always(length <= ep.fifo.max_payload(), "xpmem: am_bcopy packed %zu bytes",
-                     length);
+  ucs_assertv_always(length <= ep.fifo.max_payload(), "xpmem: am_bcopy packed %zu bytes", length);
   ep.fifo.commit(ticket, static_cast<std::uint32_t>(length), id);
   return static_cast<ssize_t>(length);
 }
@@ -306,8 +311,8 @@ unsigned iface_progress(uct_iface_h tl_iface) {
       break;
     // Handlers copy what they keep: no descriptor flag, so the cell is ours
     // again (and the sender's) as soon as the handler returns.
-    uct_iface_invoke_am(&iface->super.super, cell->tag,
-                        const_cast<void *>(MpscFifo::payload(cell)), cell->length, 0);
+    uct_iface_invoke_am(&iface->super.super, cell->tag, const_cast<void *>(MpscFifo::payload(cell)),
+                        cell->length, 0);
     state.fifo.release(cell);
     ++count;
   }
@@ -392,14 +397,14 @@ ucs_status_t iface_query(uct_iface_h tl_iface, uct_iface_attr_t *attr) {
 // ops table spells the opcode as a plain integer.
 ucs_status_t atomic32_fetch(uct_ep_h ep, unsigned op, std::uint32_t value, std::uint32_t *result,
                             std::uint64_t remote_addr, uct_rkey_t rkey, uct_completion_t *comp) {
-  return uct_sm_ep_atomic32_fetch(ep, static_cast<uct_atomic_op_t>(op), value, result,
-                                  remote_addr, rkey, comp);
+  return uct_sm_ep_atomic32_fetch(ep, static_cast<uct_atomic_op_t>(op), value, result, remote_addr,
+                                  rkey, comp);
 }
 
 ucs_status_t atomic64_fetch(uct_ep_h ep, unsigned op, std::uint64_t value, std::uint64_t *result,
                             std::uint64_t remote_addr, uct_rkey_t rkey, uct_completion_t *comp) {
-  return uct_sm_ep_atomic64_fetch(ep, static_cast<uct_atomic_op_t>(op), value, result,
-                                  remote_addr, rkey, comp);
+  return uct_sm_ep_atomic64_fetch(ep, static_cast<uct_atomic_op_t>(op), value, result, remote_addr,
+                                  rkey, comp);
 }
 
 } // namespace
@@ -427,8 +432,8 @@ static UCS_CLASS_INIT_FUNC(uct_xpmem_ep_t, const uct_ep_params_t *params) {
   if (state->mapping.get())
     state->fifo = MpscFifo::open(state->mapping.get(), state->mapping.size(), address.nonce);
   if (!state->fifo) {
-    ucs_error("xpmem: cannot open the receive FIFO %s of process %u: %s", name.c_str(),
-              address.pid, state->mapping.get() ? "stale address" : strerror(errno));
+    ucs_error("xpmem: cannot open the receive FIFO %s of process %u: %s", name.c_str(), address.pid,
+              state->mapping.get() ? "stale address" : strerror(errno));
     delete state;
     return UCS_ERR_UNREACHABLE;
   }
@@ -624,13 +629,11 @@ ucs_config_field_t iface_config_table[] = {
      "Cells in each process's receive FIFO (a power of two); a full FIFO makes\n"
      "senders queue their messages.",
      ucs_offsetof(IfaceConfig, fifo_size), UCS_CONFIG_TYPE_UINT},
-    {"SEG_SIZE", "8k",
-     "Bytes per FIFO cell, 16-byte header included: the largest active message.",
+    {"SEG_SIZE", "8k", "Bytes per FIFO cell, 16-byte header included: the largest active message.",
      ucs_offsetof(IfaceConfig, seg_size), UCS_CONFIG_TYPE_MEMUNITS},
     {"MAX_POLL", "16", "Messages received per progress call at most.",
      ucs_offsetof(IfaceConfig, max_poll), UCS_CONFIG_TYPE_UINT},
-    {"NONTEMPORAL", "y",
-     "Copy large zero-copy puts and gets with non-temporal stores.",
+    {"NONTEMPORAL", "y", "Copy large zero-copy puts and gets with non-temporal stores.",
      ucs_offsetof(IfaceConfig, nontemporal), UCS_CONFIG_TYPE_BOOL},
     {"NT_THRESHOLD", "0",
      "Smallest copy that uses non-temporal stores; 0 means the last-level cache size.",

@@ -22,7 +22,9 @@ namespace {
 std::mutex export_lock;
 xpmem_segid_t export_segid = -1;
 
-void forget_export_in_child() { export_segid = -1; } // the parent's, not ours
+void forget_export_in_child() {
+  export_segid = -1;
+} // the parent's, not ours
 
 // ---------------------------------------------------------------- peers
 
@@ -37,8 +39,8 @@ xpmem_segid_t exported_segid() {
     pthread_once(&once, [] { pthread_atfork(nullptr, nullptr, forget_export_in_child); });
     // The whole address space, readable and writable by our own uid only;
     // kept for the life of the process, like every registration on it.
-    export_segid = xpmem_make(nullptr, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE,
-                              reinterpret_cast<void *>(0600));
+    export_segid =
+        xpmem_make(nullptr, XPMEM_MAXADDR_SIZE, XPMEM_PERMIT_MODE, reinterpret_cast<void *>(0600));
   }
   return export_segid;
 }
@@ -158,7 +160,9 @@ struct Registration {
   std::size_t length;
 };
 
-void md_close(uct_md_h md) { delete ucs_derived_of(md, Md); }
+void md_close(uct_md_h md) {
+  delete ucs_derived_of(md, Md);
+}
 
 ucs_status_t md_query(uct_md_h, uct_md_attr_t *attr) {
   attr->cap.flags = UCT_MD_FLAG_REG | UCT_MD_FLAG_NEED_RKEY | UCT_MD_FLAG_RKEY_PTR;
@@ -250,9 +254,8 @@ ucs_status_t query_md_resources(uct_component_t *self, uct_md_resource_desc_t **
   if (xpmem_version() < 0) {
     // Once per process: UCX asks for resources at every context creation.
     static std::once_flag said;
-    std::call_once(said, [] {
-      ucs_info("xpmem: transport unavailable: %s", xpmem_unavailable_reason());
-    });
+    std::call_once(
+        said, [] { ucs_info("xpmem: transport unavailable: %s", xpmem_unavailable_reason()); });
     return uct_md_query_empty_md_resource(resources_p, num_resources_p);
   }
   return uct_md_query_single_md_resource(self, resources_p, num_resources_p);

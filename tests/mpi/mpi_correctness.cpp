@@ -300,7 +300,16 @@ int main(int argc, char **argv) {
     noncontiguous();
     stale_cache_trap();
     collectives();
-    one_sided();
+    // --no-one-sided: for the run over stock UCX transports without our
+    // module, where Open MPI 4.1.4's one-sided Get flakes on its own.
+    bool one_sided_wanted = true;
+    for (int i = 1; i < argc; i++)
+      if (std::strcmp(argv[i], "--no-one-sided") == 0)
+        one_sided_wanted = false;
+    if (one_sided_wanted)
+      one_sided();
+    else if (rank == 0)
+      std::printf("one-sided tests not run (--no-one-sided)\n");
     early_exit_then_traffic();
     // Which transport did the work: the btl xpmem counters, summed over ranks.
     long long mine[2] = {copied.value(), atomics.value()};

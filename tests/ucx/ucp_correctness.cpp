@@ -178,10 +178,28 @@ void tag_recv(const Ucp &ucp, void *buf, std::size_t n, ucp_tag_t tag) {
   CHECK(st == UCS_OK, "tag recv %zu: %s", n, ucs_status_string(st));
 }
 
-const std::vector<std::size_t> kSizes = {0,     1,      7,      8,       63,      64,
-                                         100,   1000,   4095,   4096,    8191,    8192,
-                                         8193,  16384,  65536,  100000,  262144,  1 << 20,
-                                         (1 << 20) + 13, 4 << 20, (4 << 20) - 1, 16 << 20};
+const std::vector<std::size_t> kSizes = {0,
+                                         1,
+                                         7,
+                                         8,
+                                         63,
+                                         64,
+                                         100,
+                                         1000,
+                                         4095,
+                                         4096,
+                                         8191,
+                                         8192,
+                                         8193,
+                                         16384,
+                                         65536,
+                                         100000,
+                                         262144,
+                                         1 << 20,
+                                         (1 << 20) + 13,
+                                         4 << 20,
+                                         (4 << 20) - 1,
+                                         16 << 20};
 
 // ------------------------------------------------------------ tests
 
@@ -243,7 +261,8 @@ void stale_cache(const Ucp &ucp, ucp_ep_h ep, bool sender) {
       std::size_t n;
       tag_recv(ucp, &n, sizeof n, 300 + round * 2);
       tag_recv(ucp, in.data(), n, 301 + round * 2);
-      CHECK(matches(in.data(), n, seed), "stale-cache round %d (%zu bytes) shows old data", round, n);
+      CHECK(matches(in.data(), n, seed), "stale-cache round %d (%zu bytes) shows old data", round,
+            n);
     }
     return;
   }
