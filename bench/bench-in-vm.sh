@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # Runs inside the test VM (see run-bench.sh): every transport and buffer
 # mode, RUNS times, appending "run transport buffers mode size value unit
-# cpu_s_per_gib" lines to $XPMEM_VM_OUT/results.txt.
+# cpu_s_per_gib" lines to $XPMEM_VM_OUT/results.txt.  STACK is ompi (pml ob1:
+# btl xpmem vs vader CMA vs vader copy-in/copy-out) or ucx (pml ucx, i.e. UCP
+# tag send/recv: UCX_TLS=xpmem vs cma,posix vs posix).
 set -euo pipefail
-build=$1 runs=$2 min=$3 max=$4 volume=$5
+build=$1 runs=$2 min=$3 max=$4 volume=$5 stack=${6:-ompi}
 out=$XPMEM_VM_OUT/results.txt
 : >"$out"
 bench=$build/bench/mpi_bench
-common=(--allow-run-as-root --oversubscribe --mca pml ob1 --bind-to core
-	--mca mca_base_component_path "SYS_DEFAULT:$build/ompi-components")
-declare -A transports=(
-	[xpmem]="--mca btl self,vader,xpmem"
-	[cma]="--mca btl self,vader --mca btl_vader_single_copy_mechanism cma"
-	[cico]="--mca btl self,vader --mca btl_vader_single_copy_mechanism none"
-)
+common=(--allow-run-as-root --oversubscribe --bind-to core)
+if [ "$stack" = ucx ]; then
+	common+=(--mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any --mca btl self,vader)
+	declare -A transports=(
+		[xpmem]="-x UCX_TLS=xpmem -x LD_PRELOAD=$build/ucx-modules/libuct_xpmem.so.0"
+		[cma]="-x UCX_TLS=cma,posix"
+		[cico]="-x UCX_TLS=posix"
+	)
+else
+	common+=(--mca pml ob1 --mca mca_base_component_path "SYS_DEFAULT:$build/ompi-components")
+	declare -A transports=(
+		[xpmem]="--mca btl self,vader,xpmem"
+		[cma]="--mca btl self,vader --mca btl_vader_single_copy_mechanism cma"
+		[cico]="--mca btl self,vader --mca btl_vader_single_copy_mechanism none"
+	)
+fi
 record() { # run transport buffers mode, then the benchmark's output on stdin
 	grep -v '^#' | while read -r size value unit cpu; do
 		echo "$1 $2 $3 $4 $size $value $unit $cpu" >>"$out"

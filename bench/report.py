@@ -1,11 +1,16 @@
 #!/usr/bin/python3
 """Turn bench-in-vm.sh results into a table (medians over runs) and a plot.
 
-usage: report.py RESULTS.txt OUTDIR
+usage: report.py RESULTS.txt OUTDIR [ompi|ucx]
 """
 import collections
 import statistics
 import sys
+
+STACK = sys.argv[3] if len(sys.argv) > 3 else "ompi"
+# Column labels: (ours, kernel single copy, copy-in/copy-out).
+NAMES = {"ompi": ("btl xpmem", "vader CMA", "vader CICO"),
+         "ucx": ("UCX xpmem", "UCX cma,posix", "UCX posix")}[STACK]
 
 
 def load(path):
@@ -28,7 +33,7 @@ def table(med, lines):
                  "CPU = user+system seconds of both ranks per GiB moved.\n")
     for buffers in ("reused", "fresh"):
         lines.append(f"**Bandwidth, {buffers} buffers** (window of 64 non-blocking sends)\n")
-        lines.append("| size | memcpy | xpmem | vader CMA | vader CICO | xpmem/memcpy | xpmem/CMA | "
+        lines.append(f"| size | memcpy | {NAMES[0]} | {NAMES[1]} | {NAMES[2]} | xpmem/memcpy | xpmem/CMA | "
                      "xpmem/CICO | CPU xpmem | CPU CMA | CPU CICO |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for s in sizes:
@@ -40,11 +45,12 @@ def table(med, lines):
         lines.append("")
     lat = sorted({k[3] for k in med if k[2] == "latency"})
     lines.append("**Latency** (ping-pong, half round trip, µs)\n")
-    lines.append("| size | xpmem | vader CMA | vader CICO | xpmem/vader |")
+    lines.append(f"| size | {NAMES[0]} | {NAMES[1]} | {NAMES[2]} | xpmem/{'vader' if STACK == 'ompi' else 'posix'} |")
     lines.append("|---|---|---|---|---|")
     for s in lat:
         x, c, n = (med.get((t, "reused", "latency", s), (float("nan"),))[0] for t in ("xpmem", "cma", "cico"))
-        lines.append(f"| {human(s)} | {x:.2f} | {c:.2f} | {n:.2f} | {x / c:.2f} |")
+        ref = c if STACK == "ompi" else n  # UCX's small messages go through posix either way
+        lines.append(f"| {human(s)} | {x:.2f} | {c:.2f} | {n:.2f} | {x / ref:.2f} |")
     lines.append("")
 
 
@@ -56,8 +62,8 @@ def plot(med, path):
     colors = {"memcpy": "tab:gray", "xpmem": "tab:orange", "cma": "tab:green", "cico": "tab:red"}
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
     for ax, buffers in zip(axes[:2], ("reused", "fresh")):
-        for transport, label in (("memcpy", "memcpy (ceiling)"), ("xpmem", "btl xpmem"),
-                                 ("cma", "vader CMA"), ("cico", "vader CICO")):
+        for transport, label in (("memcpy", "memcpy (ceiling)"), ("xpmem", NAMES[0]),
+                                 ("cma", NAMES[1]), ("cico", NAMES[2])):
             b = "reused" if transport == "memcpy" else buffers
             pts = sorted((k[3], v[0]) for k, v in med.items() if k[:3] == (transport, b, "bw"))
             if pts:
@@ -70,7 +76,7 @@ def plot(med, path):
         ax.grid(True, alpha=0.3)
         ax.legend()
     ax = axes[2]
-    for transport, label in (("xpmem", "btl xpmem"), ("cma", "vader CMA"), ("cico", "vader CICO")):
+    for transport, label in (("xpmem", NAMES[0]), ("cma", NAMES[1]), ("cico", NAMES[2])):
         pts = sorted((k[3], v[0]) for k, v in med.items() if k[:3] == (transport, "reused", "latency"))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label,
                 color=colors[transport])
@@ -80,7 +86,8 @@ def plot(med, path):
     ax.set_title("latency")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.suptitle("Open MPI 4.1 on node, QEMU/TCG guest: compare columns, not absolute numbers")
+    title = "Open MPI 4.1" if STACK == "ompi" else "UCX 1.13 (Open MPI pml ucx)"
+    fig.suptitle(f"{title} on node, QEMU/TCG guest: compare columns, not absolute numbers")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
