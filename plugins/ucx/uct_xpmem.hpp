@@ -70,6 +70,7 @@ struct IfaceConfig {
   uct_sm_iface_config_t super;
   unsigned fifo_size;
   std::size_t seg_size;
+  std::size_t max_short;
   unsigned max_poll;
   int nontemporal;
   std::size_t nt_threshold;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdio>
@@ -109,6 +110,7 @@ public:
   MpscFifo fifo;
   std::uint64_t nonce = 0;
   unsigned max_poll = 16;
+  std::size_t max_short = 0; // am_short limit, at most a cell's payload
   xpmem_core::CopyEngine copier;
   std::vector<uct_xpmem_ep_t *> pending_eps;
 
@@ -137,7 +139,7 @@ ucs_status_t am_short(uct_ep_h tl_ep, std::uint8_t id, std::uint64_t header, con
                       unsigned length) {
   EpState &ep = *ep_of(tl_ep)->state;
   UCT_CHECK_AM_ID(id);
-  UCT_CHECK_LENGTH(kAmHeader + length, 0, ep.fifo.max_payload(), "am_short");
+  UCT_CHECK_LENGTH(kAmHeader + length, 0, state_of(tl_ep).max_short, "am_short");
   if (ep.blocked())
     return UCS_ERR_NO_RESOURCE;
   std::uint64_t ticket;
@@ -156,7 +158,7 @@ ucs_status_t am_short_iov(uct_ep_h tl_ep, std::uint8_t id, const uct_iov_t *iov,
   std::size_t total = 0;
   for (std::size_t i = 0; i < iovcnt; ++i)
     total += iov[i].length * (iov[i].count ? iov[i].count : 1);
-  UCT_CHECK_LENGTH(total, 0, ep.fifo.max_payload(), "am_short_iov");
+  UCT_CHECK_LENGTH(total, 0, state_of(tl_ep).max_short, "am_short_iov");
   if (ep.blocked())
     return UCS_ERR_NO_RESOURCE;
   std::uint64_t ticket;
@@ -376,7 +378,7 @@ ucs_status_t iface_query(uct_iface_h tl_iface, uct_iface_attr_t *attr) {
   attr->cap.get.align_mtu = 1;
   attr->cap.get.max_iov = UCT_SM_MAX_IOV;
 
-  attr->cap.am.max_short = max_payload;
+  attr->cap.am.max_short = iface->state->max_short;
   attr->cap.am.max_bcopy = max_payload;
   attr->cap.am.min_zcopy = 0;
   attr->cap.am.max_zcopy = 0;
@@ -434,6 +436,14 @@ static UCS_CLASS_INIT_FUNC(uct_xpmem_ep_t, const uct_ep_params_t *params) {
   if (!state->fifo) {
     ucs_error("xpmem: cannot open the receive FIFO %s of process %u: %s", name.c_str(), address.pid,
               state->mapping.get() ? "stale address" : strerror(errno));
+    delete state;
+    return UCS_ERR_UNREACHABLE;
+  }
+  // We advertise our own cell size to UCP but write into the peer's cells.
+  if (state->fifo.max_payload() < iface->state->fifo.max_payload()) {
+    ucs_error("xpmem: process %u uses smaller FIFO cells than we do (UCX_XPMEM_SEG_SIZE "
+              "must be the same in all processes)",
+              address.pid);
     delete state;
     return UCS_ERR_UNREACHABLE;
   }
@@ -598,6 +608,7 @@ static UCS_CLASS_INIT_FUNC(uct_xpmem_iface_t, uct_md_h md, uct_worker_h worker,
   if (!state)
     return UCS_ERR_NO_MEMORY;
   state->max_poll = config->max_poll;
+  state->max_short = std::min(config->max_short, cell_bytes - sizeof(MpscFifo::Cell));
   const ucs_status_t status = create_fifo(*state, config->fifo_size, cell_bytes);
   if (status != UCS_OK) {
     delete state;
@@ -629,8 +640,14 @@ ucs_config_field_t iface_config_table[] = {
      "Cells in each process's receive FIFO (a power of two); a full FIFO makes\n"
      "senders queue their messages.",
      ucs_offsetof(IfaceConfig, fifo_size), UCS_CONFIG_TYPE_UINT},
-    {"SEG_SIZE", "8k", "Bytes per FIFO cell, 16-byte header included: the largest active message.",
+    {"SEG_SIZE", "8320",
+     "Bytes per FIFO cell, 16-byte header included: the largest active message\n"
+     "(the default carries an 8 KiB message with UCP's headers in one cell).\n"
+     "Must be the same in all processes.",
      ucs_offsetof(IfaceConfig, seg_size), UCS_CONFIG_TYPE_MEMUNITS},
+    {"MAX_AM_SHORT", "2k",
+     "Largest inline (am_short) message; UCP packs larger ones into the cell (bcopy).",
+     ucs_offsetof(IfaceConfig, max_short), UCS_CONFIG_TYPE_MEMUNITS},
     {"MAX_POLL", "16", "Messages received per progress call at most.",
      ucs_offsetof(IfaceConfig, max_poll), UCS_CONFIG_TYPE_UINT},
     {"NONTEMPORAL", "y", "Copy large zero-copy puts and gets with non-temporal stores.",
