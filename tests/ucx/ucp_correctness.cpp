@@ -437,37 +437,38 @@ int child(int rank, int fd) {
   return failures ? 1 : 0;
 }
 
+// Rank 0's side of every test against one peer; returns the peer's failure
+// count, leaving the peer's rkey in *rkey for the caller to release.
+int exercise_peer(const Ucp &ucp, ucp_ep_h ep, int fd, std::uint32_t salt, ucp_rkey_h *rkey) {
+  tag_sizes(ucp, ep, false, salt);
+  tag_window(ucp, ep, false, fd);
+  stale_cache(ucp, ep, false);
+  rma_initiator(ucp, ep, fd, rkey);
+  sync_with(fd);
+  int peer_failures = 0;
+  read_all(fd, &peer_failures, sizeof peer_failures);
+  return peer_failures;
+}
+
 int rank0(int fd1, int fd2, pid_t pid1) {
   Ucp ucp;
   ucp_ep_h ep1 = connect(ucp, fd1);
-  tag_sizes(ucp, ep1, false, 1000);
-  tag_window(ucp, ep1, false, fd1);
-  stale_cache(ucp, ep1, false);
   ucp_rkey_h rkey1;
-  rma_initiator(ucp, ep1, fd1, &rkey1);
-  sync_with(fd1);
-  int child_failures = 0;
-  read_all(fd1, &child_failures, sizeof child_failures);
+  const int failures1 = exercise_peer(ucp, ep1, fd1, 1000, &rkey1);
   int status = 0;
   waitpid(pid1, &status, 0);
   CHECK(WIFEXITED(status), "rank 1 died (status %#x)", status);
   // Rank 1 is gone: release what referred to it, then carry on with rank 2.
   ucp_rkey_destroy(rkey1);
   close_ep(ucp, ep1, true);
-  std::printf("rank 1 exited (%d failures); continuing with rank 2\n", child_failures);
+  std::printf("rank 1 exited (%d failures); continuing with rank 2\n", failures1);
 
   ucp_ep_h ep2 = connect(ucp, fd2);
-  tag_sizes(ucp, ep2, false, 2000);
-  tag_window(ucp, ep2, false, fd2);
-  stale_cache(ucp, ep2, false);
   ucp_rkey_h rkey2;
-  rma_initiator(ucp, ep2, fd2, &rkey2);
-  sync_with(fd2);
-  int failures2 = 0;
-  read_all(fd2, &failures2, sizeof failures2);
+  const int failures2 = exercise_peer(ucp, ep2, fd2, 2000, &rkey2);
   ucp_rkey_destroy(rkey2);
   close_ep(ucp, ep2, true);
-  return child_failures + failures2;
+  return failures1 + failures2;
 }
 
 } // namespace

@@ -11,21 +11,12 @@
 
 #include <gtest/gtest.h>
 
+#include "shared_memory.hpp"
 #include "xpmem_core/spsc_ring.hpp"
 
 namespace {
 
 using xpmem_core::SpscRing;
-
-struct SharedMemory {
-  explicit SharedMemory(std::size_t n) : size(n) {
-    void *p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    addr = p == MAP_FAILED ? nullptr : p;
-  }
-  ~SharedMemory() { munmap(addr, size); }
-  std::size_t size;
-  void *addr;
-};
 
 bool push(SpscRing &ring, std::uint32_t seq, std::size_t size) {
   void *p = ring.reserve(size);
