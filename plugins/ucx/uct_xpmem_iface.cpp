@@ -12,6 +12,7 @@
 #include <cstring>
 #include <new>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "uct_xpmem.hpp"
@@ -79,6 +80,17 @@ Mapping map_shared_object(const std::string &name) {
 uct_pending_req_t *&next_of(uct_pending_req_t *req) {
   static_assert(UCT_PENDING_REQ_PRIV_LEN >= sizeof(uct_pending_req_t *));
   return *reinterpret_cast<uct_pending_req_t **>(req->priv);
+}
+
+// Calls fn(piece, bytes) for each contiguous piece of an iov list, in
+// order: `count` pieces of `length` bytes, `stride` apart (UCX's meaning,
+// under which uct_iov_total_length() counts the bytes).
+template <typename Fn> void for_each_piece(const uct_iov_t *iov, std::size_t iovcnt, Fn fn) {
+  for (std::size_t i = 0; i < iovcnt; ++i) {
+    auto *base = static_cast<unsigned char *>(iov[i].buffer);
+    for (unsigned c = 0; c < iov[i].count; ++c)
+      fn(base + c * iov[i].stride, iov[i].length);
+  }
 }
 
 } // namespace
@@ -155,10 +167,7 @@ ucs_status_t am_short(uct_ep_h tl_ep, std::uint8_t id, std::uint64_t header, con
 ucs_status_t am_short_iov(uct_ep_h tl_ep, std::uint8_t id, const uct_iov_t *iov, size_t iovcnt) {
   EpState &ep = *ep_of(tl_ep)->state;
   UCT_CHECK_AM_ID(id);
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < iovcnt; ++i)
-    total += iov[i].length * (iov[i].count ? iov[i].count : 1);
-  UCT_CHECK_LENGTH(total, 0, state_of(tl_ep).max_short, "am_short_iov");
+  UCT_CHECK_LENGTH(uct_iov_total_length(iov, iovcnt), 0, state_of(tl_ep).max_short, "am_short_iov");
   if (ep.blocked())
     return UCS_ERR_NO_RESOURCE;
   std::uint64_t ticket;
@@ -166,13 +175,10 @@ ucs_status_t am_short_iov(uct_ep_h tl_ep, std::uint8_t id, const uct_iov_t *iov,
   if (!cell)
     return UCS_ERR_NO_RESOURCE;
   std::size_t offset = 0;
-  for (std::size_t i = 0; i < iovcnt; ++i) {
-    const auto *src = static_cast<const unsigned char *>(iov[i].buffer);
-    for (unsigned c = 0; c < (iov[i].count ? iov[i].count : 1); ++c) {
-      std::memcpy(cell + offset, src + c * iov[i].stride, iov[i].length);
-      offset += iov[i].length;
-    }
-  }
+  for_each_piece(iov, iovcnt, [&](const unsigned char *piece, std::size_t bytes) {
+    std::memcpy(cell + offset, piece, bytes);
+    offset += bytes;
+  });
   ep.fifo.commit(ticket, static_cast<std::uint32_t>(offset), id);
   return UCS_OK;
 }
@@ -202,16 +208,13 @@ ucs_status_t copy_iov(uct_ep_h tl_ep, const uct_iov_t *iov, size_t iovcnt,
                       std::uint64_t remote_addr, uct_rkey_t rkey) {
   const xpmem_core::CopyEngine &copier = state_of(tl_ep).copier;
   auto *remote = reinterpret_cast<unsigned char *>(remote_addr + rkey);
-  for (std::size_t i = 0; i < iovcnt; ++i) {
-    auto *local = static_cast<unsigned char *>(iov[i].buffer);
-    for (unsigned c = 0; c < (iov[i].count ? iov[i].count : 1); ++c) {
-      if (ToRemote)
-        copier.copy(remote, local + c * iov[i].stride, iov[i].length);
-      else
-        copier.copy(local + c * iov[i].stride, remote, iov[i].length);
-      remote += iov[i].length;
-    }
-  }
+  for_each_piece(iov, iovcnt, [&](unsigned char *local, std::size_t bytes) {
+    if (ToRemote)
+      copier.copy(remote, local, bytes);
+    else
+      copier.copy(local, remote, bytes);
+    remote += bytes;
+  });
   return UCS_OK;
 }
 

@@ -12,6 +12,7 @@ extern "C" {
 #include <ucs/type/class.h>
 #include <uct/api/version.h>
 #include <uct/base/uct_iface.h>
+#include <uct/base/uct_iov.inl>
 #include <uct/base/uct_md.h>
 #include <uct/sm/base/sm_ep.h>
 #include <uct/sm/base/sm_iface.h>

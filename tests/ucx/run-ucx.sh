@@ -76,7 +76,7 @@ case "$mode" in
 	done
 	unset UCX_TLS
 	# UCT level: the transport's own AM, put and get, bcopy and zcopy.
-	for args in "-t am_bw -D bcopy -s 8000" "-t am_bw -D short -s 64" "-t put_bw -D zcopy -s 1048576" \
+	for args in "-t am_bw -D bcopy -s 8000" "-t am_bw -D short -s 64" "-t am_bw -D shortiov -s 16,48" "-t put_bw -D zcopy -s 1048576" \
 		"-t get -D zcopy -s 1048576" "-t put_bw -D bcopy -s 65536" "-t get -D bcopy -s 65536" \
 		"-t add_lat -s 8" "-t fadd -s 8" "-t cswap -s 8"; do
 		# shellcheck disable=SC2086
