@@ -26,22 +26,30 @@ else
 	)
 fi
 record() { # run transport buffers mode, then the benchmark's output on stdin
-	grep -v '^#' | while read -r size value unit cpu; do
-		echo "$1 $2 $3 $4 $size $value $unit $cpu" >>"$out"
+	grep -v '^#' | while read -r first rest; do
+		if [ "$first" = memcpy ]; then # --ceiling: the receiver's memcpy
+			echo "$1 memcpy $3 $4 $rest"
+		else
+			echo "$1 $2 $3 $4 $first $rest"
+		fi >>"$out"
 	done
 }
 for run in $(seq 1 "$runs"); do
-	mpirun "${common[@]}" -np 1 "$bench" --mode memcpy --min "$min" --max "$max" \
-		--volume-mib "$volume" | record "$run" memcpy reused bw
 	for t in xpmem cma cico; do
+		# With ours, the receiver's memcpy of the same bytes after each size:
+		# the single-copy ceiling, measured alongside.
+		ceiling=""
+		[ "$t" = xpmem ] && ceiling=--ceiling
 		# shellcheck disable=SC2086
-		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode bw --min "$min" --max "$max" \
-			--volume-mib "$volume" | record "$run" "$t" reused bw
+		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode bw $ceiling --min "$min" \
+			--max "$max" --volume-mib "$volume" | record "$run" "$t" reused bw
 		# Fresh buffers cost the benchmark itself an mmap and a memset per message.
+		# shellcheck disable=SC2086
 		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode bw --fresh --min "$min" \
 			--max "$max" --volume-mib $((volume / 4)) | record "$run" "$t" fresh bw
-		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode latency --min 8 --max 4096 \
-			--iters 1000 | record "$run" "$t" reused latency
+		# shellcheck disable=SC2086
+		mpirun "${common[@]}" -np 2 ${transports[$t]} "$bench" --mode latency --min 8 --max 4096 |
+			record "$run" "$t" reused latency
 	done
 	echo "bench: run $run of $runs done"
 done

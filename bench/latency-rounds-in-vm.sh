@@ -8,7 +8,7 @@ B=$1 rounds=${2:-10}
 M=$B/ucx-modules/libuct_xpmem.so.0
 U="mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core --mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any --mca btl self,vader"
 O="mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core --mca pml ob1 --mca mca_base_component_path SYS_DEFAULT:$B/ompi-components"
-L="$B/bench/mpi_bench --mode latency --min 8 --max 4096 --iters 2000"
+L="$B/bench/mpi_bench --mode latency --min 8 --max 4096"
 for round in $(seq 1 "$rounds"); do
 	$U -x UCX_TLS=xpmem -x LD_PRELOAD=$M $L | grep -v '^#' | sed "s/^/$round ucx-xpmem /"
 	$U -x UCX_TLS=posix $L | grep -v '^#' | sed "s/^/$round ucx-posix /"

@@ -1,15 +1,22 @@
 // An OSU-style micro-benchmark: latency (ping-pong), bandwidth (a window of
 // non-blocking sends per iteration, then an ack) and multiple-pair
-// bandwidth, with buffers reused every iteration (as OSU does) or fresh
-// ones (new memory every iteration, as real applications often have).
-// Also a plain single-thread memcpy of the same sizes: the ceiling for a
-// single-copy transport on this machine.
+// bandwidth, with buffers reused (as OSU does: one send and one receive
+// buffer per rank, used by every message of the window) or fresh ones (new
+// memory for every message, as real applications often have).
 //
-//   mpi_bench --mode latency|bw|mbw|memcpy [--min B] [--max B] [--iters N]
-//             [--warmup N] [--window N] [--volume-mib N] [--fresh]
+//   mpi_bench --mode latency|bw|mbw [--min B] [--max B] [--iters N]
+//             [--warmup N] [--window N] [--volume-mib N] [--fresh] [--ceiling]
 //
 // Output, one line per size: "size value unit cpu_s_per_gib", where
 // cpu_s_per_gib is user+system CPU time of all ranks per GiB moved.
+//
+// --ceiling (bandwidth with reused buffers): right after each size's
+// measurement the receivers memcpy as many bytes, message by message, from a
+// local buffer of that size into the receive buffer the transport just
+// filled, and a "memcpy size value MB/s cpu_s_per_gib" line follows: a plain
+// single-thread memcpy, the one copy a single-copy transport makes, measured
+// in the same processes moments apart (under emulation, the host's speed
+// drifts by several times within minutes).
 #include <mpi.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -29,6 +36,7 @@ struct Options {
   int iters = 0, warmup = 0, window = 64;
   std::size_t volume = 1ull << 30; // bytes per bandwidth measurement
   bool fresh = false;
+  bool ceiling = false;
 };
 
 double cpu_seconds() {
@@ -38,26 +46,31 @@ double cpu_seconds() {
          1e-6 * static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-// A buffer that is new memory every time when --fresh: mapped, touched,
-// used once, unmapped.
+// The window's buffers: one buffer for all of them when reused (as OSU), or
+// new memory for every message when fresh (mapped, written by the
+// application, used once, unmapped).
 class Buffers {
 public:
-  Buffers(std::size_t size, int count, bool fresh) : size_(size), fresh_(fresh) {
-    for (int i = 0; i < count; i++)
-      bufs_.push_back(fresh ? nullptr : map());
+  Buffers(std::size_t size, int count, bool fresh)
+      : size_(size), fresh_(fresh), bufs_(static_cast<std::size_t>(fresh ? count : 1)) {
+    if (!fresh)
+      bufs_[0] = map();
   }
+  Buffers(const Buffers &) = delete;
+  Buffers &operator=(const Buffers &) = delete;
   ~Buffers() {
     for (char *b : bufs_)
       if (b)
         munmap(b, std::max<std::size_t>(size_, 1));
   }
   char *get(int i) {
-    if (fresh_) {
-      if (bufs_[i])
-        munmap(bufs_[i], std::max<std::size_t>(size_, 1));
-      bufs_[i] = map();
-    }
-    return bufs_[i];
+    if (!fresh_)
+      return bufs_[0];
+    char *&b = bufs_[static_cast<std::size_t>(i)];
+    if (b)
+      munmap(b, std::max<std::size_t>(size_, 1));
+    b = map();
+    return b;
   }
 
 private:
@@ -74,14 +87,24 @@ private:
   std::vector<char *> bufs_;
 };
 
+// Latency as osu_latency counts it: 100 warm-up and 10 000 timed round trips
+// up to 8 KiB, 10 and 1000 above.
 int iterations(const Options &o, std::size_t size, bool warm) {
-  if (warm)
-    return o.warmup ? o.warmup : (size >= (1u << 20) ? (o.fresh ? 1 : 2) : 10);
+  const bool small = size <= 8192;
+  if (warm) {
+    if (o.warmup)
+      return o.warmup;
+    if (o.mode == "latency")
+      return small ? 100 : 10;
+    return size >= (1u << 20) ? (o.fresh ? 1 : 2) : 10;
+  }
   if (o.iters)
     return o.iters;
+  if (o.mode == "latency")
+    return small ? 10000 : 1000;
   // About --volume bytes per measurement, at least 3 iterations (1 with
   // fresh buffers, where each iteration maps and fills window new buffers).
-  const std::size_t per_iter = size * static_cast<std::size_t>(o.mode == "latency" ? 2 : o.window);
+  const std::size_t per_iter = size * static_cast<std::size_t>(o.window);
   return static_cast<int>(std::clamp<std::size_t>(o.volume / std::max<std::size_t>(per_iter, 1),
                                                   o.fresh ? 1 : 3, 1000));
 }
@@ -127,15 +150,43 @@ double run_latency(std::size_t size, int iters, int rank, Buffers &bufs) {
   return MPI_Wtime() - t0;
 }
 
-// The same footprint as the bandwidth test: `window` buffers, each copied
-// once per iteration.
-double run_memcpy(std::size_t size, int iters, int window, bool fresh) {
-  Buffers src(size, window, fresh), dst(size, window, fresh);
+// The --ceiling measurement: receivers copy window x size bytes per
+// iteration from a local buffer into `bufs`; senders wait.  Returns seconds.
+double run_receiver_memcpy(const Options &o, std::size_t size, int iters, bool receiver,
+                           Buffers &bufs) {
+  Buffers src(receiver ? size : 0, 1, false);
+  MPI_Barrier(MPI_COMM_WORLD);
   const double t0 = MPI_Wtime();
-  for (int it = 0; it < iters; it++)
-    for (int w = 0; w < window; w++)
-      std::memcpy(dst.get(w), src.get(w), size);
-  return MPI_Wtime() - t0;
+  if (receiver)
+    for (int it = 0; it < iters; it++)
+      for (int w = 0; w < o.window; w++)
+        std::memcpy(bufs.get(w), src.get(0), size);
+  const double seconds = MPI_Wtime() - t0;
+  MPI_Barrier(MPI_COMM_WORLD);
+  return seconds;
+}
+
+// Collective: rank 0 prints "<prefix>size value unit cpu_s_per_gib" from the
+// slowest rank's seconds and all ranks' CPU time.
+void report(bool latency, const char *prefix, const Options &o, std::size_t size, int iters,
+            int nprocs, double seconds, double cpu) {
+  double cpu_total = 0, slowest = 0;
+  MPI_Reduce(&cpu, &cpu_total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+  MPI_Reduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (rank != 0)
+    return;
+  if (latency) {
+    const double gib = 2.0 * static_cast<double>(size) * iters / (1 << 30);
+    std::printf("%zu %.2f us %.3f\n", size, slowest / iters / 2 * 1e6,
+                gib > 0 ? cpu_total / gib : 0.0);
+  } else {
+    const double bytes = static_cast<double>(size) * o.window * iters * (nprocs / 2);
+    std::printf("%s%zu %.1f MB/s %.3f\n", prefix, size, bytes / slowest / 1e6,
+                cpu_total / (bytes / (1 << 30)));
+  }
+  std::fflush(stdout);
 }
 
 Options parse(int argc, char **argv) {
@@ -159,6 +210,8 @@ Options parse(int argc, char **argv) {
       o.volume = std::stoull(next()) << 20;
     else if (a == "--fresh")
       o.fresh = true;
+    else if (a == "--ceiling")
+      o.ceiling = true;
     else {
       std::fprintf(stderr, "mpi_bench: unknown option %s\n", a.c_str());
       std::exit(2);
@@ -175,8 +228,12 @@ int main(int argc, char **argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &nprocs);
   const Options o = parse(argc, argv);
-  const bool needs_pairs = o.mode == "bw" || o.mode == "mbw" || o.mode == "latency";
-  if (needs_pairs && (nprocs < 2 || nprocs % 2 || (o.mode != "mbw" && nprocs != 2))) {
+  if (o.mode != "bw" && o.mode != "mbw" && o.mode != "latency") {
+    if (rank == 0)
+      std::fprintf(stderr, "mpi_bench: unknown mode %s\n", o.mode.c_str());
+    MPI_Abort(MPI_COMM_WORLD, 2);
+  }
+  if (nprocs < 2 || nprocs % 2 || (o.mode != "mbw" && nprocs != 2)) {
     if (rank == 0)
       std::fprintf(stderr, "mpi_bench: %s needs 2 ranks (mbw: an even number)\n", o.mode.c_str());
     MPI_Abort(MPI_COMM_WORLD, 2);
@@ -185,18 +242,9 @@ int main(int argc, char **argv) {
     std::printf("# mode %s, %s buffers, window %d, %d ranks\n", o.mode.c_str(),
                 o.fresh ? "fresh" : "reused", o.window, nprocs);
   for (std::size_t size = o.min; size <= o.max; size *= 2) {
-    const int count = o.mode == "latency" || o.mode == "memcpy" ? 1 : o.window;
-    Buffers bufs(o.mode == "memcpy" ? 0 : size, count, o.fresh);
+    Buffers bufs(size, o.mode == "latency" ? 1 : o.window, o.fresh);
     double seconds;
     const int iters = iterations(o, size, false);
-    if (o.mode == "memcpy") {
-      run_memcpy(size, iterations(o, size, true), o.window, o.fresh);
-      const double t = run_memcpy(size, iters, o.window, o.fresh);
-      const double bytes = static_cast<double>(size) * iters * o.window;
-      if (rank == 0)
-        std::printf("%zu %.1f MB/s %.3f\n", size, bytes / t / 1e6, t / (bytes / (1 << 30)));
-      continue;
-    }
     if (o.mode == "latency")
       run_latency(size, iterations(o, size, true), rank, bufs);
     else
@@ -206,21 +254,14 @@ int main(int argc, char **argv) {
       seconds = run_latency(size, iters, rank, bufs);
     else
       seconds = run_bw(o, size, iters, rank, nprocs / 2, bufs);
-    double cpu = cpu_seconds() - cpu0, cpu_total = 0, slowest = 0;
-    MPI_Reduce(&cpu, &cpu_total, 1, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
-    MPI_Reduce(&seconds, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
-    if (rank != 0)
-      continue;
-    if (o.mode == "latency") {
-      const double gib = 2.0 * static_cast<double>(size) * iters / (1 << 30);
-      std::printf("%zu %.2f us %.3f\n", size, slowest / iters / 2 * 1e6,
-                  gib > 0 ? cpu_total / gib : 0.0);
-    } else {
-      const double bytes = static_cast<double>(size) * o.window * iters * (nprocs / 2);
-      std::printf("%zu %.1f MB/s %.3f\n", size, bytes / slowest / 1e6,
-                  cpu_total / (bytes / (1 << 30)));
+    report(o.mode == "latency", "", o, size, iters, nprocs, seconds, cpu_seconds() - cpu0);
+    if (o.ceiling && o.mode != "latency" && !o.fresh) {
+      const bool receiver = rank >= nprocs / 2;
+      run_receiver_memcpy(o, size, 1, receiver, bufs);
+      const double mcpu0 = cpu_seconds();
+      const double mseconds = run_receiver_memcpy(o, size, iters, receiver, bufs);
+      report(false, "memcpy ", o, size, iters, nprocs, mseconds, cpu_seconds() - mcpu0);
     }
-    std::fflush(stdout);
   }
   MPI_Finalize();
   return 0;

@@ -6,11 +6,13 @@
 #
 #   run-in-vm.sh --module build/kmod/xpmem.ko [--kernel-release R]
 #                [--timeout SECONDS] [--out DIR] [--smp N] [--mem SIZE] [--no-module]
-#                -- command [args...]
+#                [--prealloc] -- command [args...]
 #
 # The host root is mounted read-only at the same paths inside the guest, so
 # the command sees the build tree where it is; --out DIR (default: a fresh
-# temporary directory) is mounted writable for results.
+# temporary directory) is mounted writable for results.  --prealloc backs
+# all guest memory on the host before boot (benchmarks: a guest page first
+# touched on the host costs far more than the copy being measured).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +23,7 @@ outdir=""
 smp=2
 mem=4G
 load_module=1
+prealloc=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
 	--smp) smp=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--no-module) load_module=0; shift ;;
+	--prealloc) prealloc=1; shift ;;
 	--) shift; break ;;
 	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -136,7 +140,7 @@ log=$outdir/vm-console.log
 started=$(date +%s)
 set +e
 timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" \
+	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" ${prealloc:+-mem-prealloc} \
 	-kernel "$kernel" -initrd "$work/initramfs.gz" \
 	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4" \
 	-display none -monitor none -serial stdio -no-reboot \
