@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs inside the test VM (see run-latency-rounds.sh): ping-pong latency,
-# 8 B .. 4 KiB, for UCX xpmem, UCX posix, btl xpmem and vader, interleaved
-# ROUNDS times so that drift in the emulated machine hits all four alike.
+# 8 B .. 4 KiB, for UCX xpmem, UCX posix, btl xpmem (self,vader,xpmem as
+# users run it, and self,xpmem alone: vader still polls in the former) and
+# vader, interleaved ROUNDS times so that drift in the emulated machine hits
+# all of them alike.
 # Appends "round transport size value unit cpu" lines to $XPMEM_VM_OUT/lat.txt.
 set -eu
 B=$1 rounds=${2:-10}
@@ -13,5 +15,6 @@ for round in $(seq 1 "$rounds"); do
 	$U -x UCX_TLS=xpmem -x LD_PRELOAD=$M $L | grep -v '^#' | sed "s/^/$round ucx-xpmem /"
 	$U -x UCX_TLS=posix $L | grep -v '^#' | sed "s/^/$round ucx-posix /"
 	$O --mca btl self,vader,xpmem $L | grep -v '^#' | sed "s/^/$round ob1-xpmem /"
+	$O --mca btl self,xpmem $L | grep -v '^#' | sed "s/^/$round ob1-xpmem-alone /"
 	$O --mca btl self,vader --mca btl_vader_single_copy_mechanism cma $L | grep -v '^#' | sed "s/^/$round ob1-vader /"
 done >"$XPMEM_VM_OUT/lat.txt"

@@ -72,6 +72,8 @@ CopyEngine::CopyEngine(CopyConfig config) {
 void CopyEngine::copy(void *dst, const void *src, std::size_t n) const noexcept {
   if (n >= nt_threshold_)
     copy_non_temporal(dst, src, n);
+  else if (n >= kVectorLoopMin)
+    copy_temporal(dst, src, n);
   else
     std::memcpy(dst, src, n);
 }
@@ -103,6 +105,41 @@ __attribute__((target("avx2"))) void stream_lines_avx2(char *d, const char *s,
   }
 }
 
+// Copy whole 64-byte lines from s to the 32-byte aligned d, through the
+// caches.
+void copy_lines_sse2(char *d, const char *s, std::size_t lines) noexcept {
+  for (; lines; lines--, d += 64, s += 64) {
+    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
+    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
+    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
+    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
+    _mm_store_si128(reinterpret_cast<__m128i *>(d), a);
+    _mm_store_si128(reinterpret_cast<__m128i *>(d + 16), b);
+    _mm_store_si128(reinterpret_cast<__m128i *>(d + 32), c);
+    _mm_store_si128(reinterpret_cast<__m128i *>(d + 48), e);
+  }
+}
+
+__attribute__((target("avx2"))) void copy_lines_avx2(char *d, const char *s,
+                                                     std::size_t lines) noexcept {
+  for (; lines >= 2; lines -= 2, d += 128, s += 128) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 32));
+    __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 64));
+    __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 96));
+    _mm256_store_si256(reinterpret_cast<__m256i *>(d), a);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(d + 32), b);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(d + 64), c);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(d + 96), e);
+  }
+  if (lines) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 32));
+    _mm256_store_si256(reinterpret_cast<__m256i *>(d), a);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(d + 32), b);
+  }
+}
+
 bool has_avx2() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2");
@@ -118,6 +155,28 @@ bool CopyEngine::cpu_has(Stream stream) noexcept {
   return stream != Stream::Avx2 || cpu_avx2;
 #else
   return stream == Stream::Best;
+#endif
+}
+
+void CopyEngine::copy_temporal(void *dst, const void *src, std::size_t n, Stream stream) noexcept {
+#if defined(__x86_64__)
+  auto *d = static_cast<char *>(dst);
+  auto *s = static_cast<const char *>(src);
+  // Head: bring the destination to a 32-byte boundary.
+  std::size_t head = (32 - (reinterpret_cast<std::uintptr_t>(d) & 31)) & 31;
+  if (head > n)
+    head = n;
+  std::memcpy(d, s, head);
+  d += head;
+  s += head;
+  n -= head;
+  const std::size_t lines = n / 64;
+  const bool avx2 = stream == Stream::Avx2 || (stream == Stream::Best && cpu_avx2);
+  (avx2 ? copy_lines_avx2 : copy_lines_sse2)(d, s, lines);
+  std::memcpy(d + lines * 64, s + lines * 64, n - lines * 64);
+#else
+  (void)stream;
+  std::memcpy(dst, src, n);
 #endif
 }
 

@@ -35,19 +35,28 @@ TEST(CopyEngine, NonTemporalPathIsExactForAllAlignments) {
         expect_exact_copy(always_nt, n, so, d);
 }
 
-TEST(CopyEngine, EveryStreamingLoopIsExact) {
+TEST(CopyEngine, VectorLoopPathIsExactForAllAlignments) {
+  CopyEngine never_nt(CopyConfig{false, 0});
+  for (std::size_t n : {4096, 4097, 4159, 4160, 4161, 8191, 65537})
+    for (std::size_t so : {0, 1, 8, 33, 63})
+      for (std::size_t d : {0, 1, 16, 31, 32, 48, 63})
+        expect_exact_copy(never_nt, n, so, d);
+}
+
+TEST(CopyEngine, EveryLoopIsExact) {
   for (auto stream : {CopyEngine::Stream::Sse2, CopyEngine::Stream::Avx2}) {
     if (!CopyEngine::cpu_has(stream))
       continue;
-    for (std::size_t n : {0, 63, 64, 65, 200, 4096, 100000}) {
-      std::vector<unsigned char> src(n + 64), dst(n + 128, 0xee);
-      for (std::size_t i = 0; i < src.size(); i++)
-        src[i] = static_cast<unsigned char>(i * 7 + 1);
-      CopyEngine::copy_non_temporal(dst.data() + 3, src.data() + 5, n, stream);
-      ASSERT_EQ(std::memcmp(dst.data() + 3, src.data() + 5, n), 0) << n;
-      ASSERT_EQ(dst[2], 0xee);
-      ASSERT_EQ(dst[3 + n], 0xee);
-    }
+    for (auto copy : {&CopyEngine::copy_non_temporal, &CopyEngine::copy_temporal})
+      for (std::size_t n : {0, 31, 63, 64, 65, 127, 128, 129, 200, 4096, 100000}) {
+        std::vector<unsigned char> src(n + 64), dst(n + 128, 0xee);
+        for (std::size_t i = 0; i < src.size(); i++)
+          src[i] = static_cast<unsigned char>(i * 7 + 1);
+        copy(dst.data() + 3, src.data() + 5, n, stream);
+        ASSERT_EQ(std::memcmp(dst.data() + 3, src.data() + 5, n), 0) << n;
+        ASSERT_EQ(dst[2], 0xee);
+        ASSERT_EQ(dst[3 + n], 0xee);
+      }
   }
   EXPECT_TRUE(CopyEngine::cpu_has(CopyEngine::Stream::Sse2));
 }

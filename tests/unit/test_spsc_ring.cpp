@@ -48,7 +48,8 @@ TEST(SpscRing, FifoOrderFullAndEmpty) {
   int pushed = 0;
   while (push(ring, pushed, 100))
     pushed++;
-  EXPECT_EQ(pushed, 4096 / 128) << "100-byte payloads take 128-byte records";
+  EXPECT_EQ(pushed, (4096 - 64) / 128)
+      << "100-byte payloads take 128-byte records, and one 64-byte slot stays free";
   for (int i = 0; i < pushed; i++)
     ASSERT_TRUE(pop(ring, i, 100)) << i;
   EXPECT_EQ(ring.peek(), nullptr);
@@ -73,6 +74,45 @@ TEST(SpscRing, WrapsWithPaddingAndNeverSplitsARecord) {
     }
   }
   EXPECT_GT(consumed, 1000u);
+}
+
+// Records are published by their headers, so the consumer must never take
+// an earlier lap's payload for one.  Every payload word here holds exactly
+// what a header at that place would hold one lap later.
+TEST(SpscRing, StalePayloadIsNeverTakenForAHeader) {
+  const std::size_t capacity = 4096;
+  SharedMemory mem(SpscRing::footprint(capacity));
+  SpscRing ring(mem.addr, capacity);
+  auto *data = static_cast<unsigned char *>(mem.addr) + SpscRing::footprint(capacity) - capacity;
+  std::mt19937 rng(11);
+  std::uint64_t lap = 0;
+  std::uintptr_t last = 0;
+  std::size_t in_flight = 0;
+  for (int step = 0; step < 20000; step++) {
+    if (rng() % 2) {
+      const std::size_t size = 8 * (rng() % (ring.max_payload() / 8 + 1));
+      auto *p = static_cast<unsigned char *>(ring.reserve(size));
+      if (!p)
+        continue;
+      if (reinterpret_cast<std::uintptr_t>(p) < last)
+        lap++;
+      last = reinterpret_cast<std::uintptr_t>(p);
+      for (std::size_t i = 0; i < size; i += 8) {
+        const std::uint64_t offset = static_cast<std::uint64_t>(p + i - data);
+        const std::uint64_t next_lap_ready = (lap + 1) * capacity + offset + 1;
+        std::memcpy(p + i, &next_lap_ready, 8);
+      }
+      ring.commit(size, 0);
+      in_flight++;
+    } else if (in_flight) {
+      const SpscRing::Record *rec = ring.peek();
+      ASSERT_NE(rec, nullptr);
+      ring.release(rec);
+      if (--in_flight == 0) {
+        ASSERT_EQ(ring.peek(), nullptr) << "step " << step;
+      }
+    }
+  }
 }
 
 TEST(SpscRing, TwoProcesses) {

@@ -6,6 +6,16 @@
 // the end is preceded by a padding record.  The consumer reads a record in
 // place and releases it afterwards, so a message is copied once into the
 // ring and handed to the receiver without another copy.
+//
+// A record is published by its own header: the producer stores the record's
+// position + 1 into the header last, and the consumer polls the header at
+// its position.  A small message therefore moves in the cache lines it
+// occupies, with no shared tail index to read on every poll (the ping-pong
+// latency of a mailbox is those line transfers).  Before publishing, the
+// producer zeroes the header slot after the record, so the consumer never
+// takes stale bytes of an earlier lap's payload for a header; one spare
+// 64-byte slot keeps that store out of unread records.  The producer reads
+// the consumer's head only when its cached copy says the ring is full.
 #ifndef XPMEM_CORE_SPSC_RING_HPP
 #define XPMEM_CORE_SPSC_RING_HPP
 
@@ -24,7 +34,8 @@ public:
   static constexpr std::size_t kAlign = 64;
 
   struct Record {
-    std::uint32_t size; // payload bytes
+    std::atomic<std::uint64_t> ready; // position + 1 once published, else not
+    std::uint32_t size;               // payload bytes
     std::uint16_t tag;
     std::uint16_t flags; // kPadding: skip to the start of the ring
     // the payload follows
@@ -45,6 +56,7 @@ public:
       new (memory) Control;
       control_->capacity = capacity;
       control_->head.store(0, std::memory_order_relaxed);
+      record_at(0)->ready.store(0, std::memory_order_relaxed);
       control_->tail.store(0, std::memory_order_release);
     }
   }
@@ -61,39 +73,48 @@ public:
       return nullptr;
     const std::size_t need = record_bytes(size);
     const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-    const std::uint64_t head = control_->head.load(std::memory_order_acquire);
     const std::size_t offset = tail % capacity();
     const std::size_t padding = capacity() - offset < need ? capacity() - offset : 0;
-    if (tail + padding + need - head > capacity())
-      return nullptr;
+    // Room for the record and the spare slot whose header commit() zeroes.
+    const std::uint64_t end = tail + padding + need + kAlign;
+    if (end - head_cache_ > capacity()) {
+      head_cache_ = control_->head.load(std::memory_order_acquire);
+      if (end - head_cache_ > capacity())
+        return nullptr;
+    }
     pending_padding_ = padding;
     return data_ + (padding ? 0 : offset) + sizeof(Record);
   }
 
   void commit(std::size_t size, std::uint16_t tag) {
-    std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-    if (pending_padding_) {
-      Record *pad = record_at(tail);
-      pad->size = 0;
-      pad->tag = 0;
-      pad->flags = kPadding;
-      tail += pending_padding_;
-      pending_padding_ = 0;
-    }
-    Record *rec = record_at(tail);
+    const std::uint64_t start = control_->tail.load(std::memory_order_relaxed);
+    const std::uint64_t pos = start + pending_padding_;
+    const std::uint64_t next = pos + record_bytes(size);
+    Record *rec = record_at(pos);
     rec->size = static_cast<std::uint32_t>(size);
     rec->tag = tag;
     rec->flags = 0;
-    control_->tail.store(tail + record_bytes(size), std::memory_order_release);
+    record_at(next)->ready.store(0, std::memory_order_relaxed);
+    rec->ready.store(pos + 1, std::memory_order_release);
+    if (pending_padding_) {
+      // Published after the record it skips to, which is complete by then.
+      Record *pad = record_at(start);
+      pad->size = 0;
+      pad->tag = 0;
+      pad->flags = kPadding;
+      pad->ready.store(start + 1, std::memory_order_release);
+      pending_padding_ = 0;
+    }
+    control_->tail.store(next, std::memory_order_relaxed);
   }
 
   // Consumer: the oldest record, or nullptr if empty.  Valid until release().
   const Record *peek() {
     for (;;) {
       const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-      if (head == control_->tail.load(std::memory_order_acquire))
-        return nullptr;
       const Record *rec = record_at(head);
+      if (rec->ready.load(std::memory_order_acquire) != head + 1)
+        return nullptr;
       if (!(rec->flags & kPadding))
         return rec;
       control_->head.store(head + (capacity() - head % capacity()), std::memory_order_release);
@@ -108,7 +129,7 @@ public:
 
 private:
   struct Control {
-    alignas(kAlign) std::atomic<std::uint64_t> tail; // written by the producer
+    alignas(kAlign) std::atomic<std::uint64_t> tail; // the producer's, kept for it alone
     alignas(kAlign) std::atomic<std::uint64_t> head; // written by the consumer
     alignas(kAlign) std::size_t capacity;
   };
@@ -124,7 +145,10 @@ private:
 
   Control *control_ = nullptr;
   unsigned char *data_ = nullptr;
-  std::size_t pending_padding_ = 0; // producer-private, between reserve and commit
+  // Producer-private: the consumer's head as last read, and the padding
+  // between reserve() and commit().
+  std::uint64_t head_cache_ = 0;
+  std::size_t pending_padding_ = 0;
 };
 
 } // namespace xpmem_core
