@@ -81,20 +81,25 @@ void CopyEngine::copy(void *dst, const void *src, std::size_t n) const noexcept 
 #if defined(__x86_64__)
 namespace {
 
-// Stream whole 64-byte lines from s to the 64-byte aligned d.
-void stream_lines_sse2(char *d, const char *s, std::size_t lines) noexcept {
+// Copy whole 64-byte lines from s to d (aligned to 16 bytes at least):
+// streamed around the caches, or through them.
+template <bool NonTemporal> void lines_sse2(char *d, const char *s, std::size_t lines) noexcept {
   for (; lines; lines--, d += 64, s += 64) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
-    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d), a);
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 16), b);
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 32), c);
-    _mm_stream_si128(reinterpret_cast<__m128i *>(d + 48), e);
+    __m128i v[4];
+    for (int i = 0; i < 4; i++)
+      v[i] = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16 * i));
+    for (int i = 0; i < 4; i++) {
+      auto *line = reinterpret_cast<__m128i *>(d + 16 * i);
+      if constexpr (NonTemporal)
+        _mm_stream_si128(line, v[i]);
+      else
+        _mm_store_si128(line, v[i]);
+    }
   }
 }
 
+// The same with 32-byte vectors; d is 64-byte aligned for streaming, 32-byte
+// aligned for copying through the caches (two lines per turn there).
 __attribute__((target("avx2"))) void stream_lines_avx2(char *d, const char *s,
                                                        std::size_t lines) noexcept {
   for (; lines; lines--, d += 64, s += 64) {
@@ -102,21 +107,6 @@ __attribute__((target("avx2"))) void stream_lines_avx2(char *d, const char *s,
     __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 32));
     _mm256_stream_si256(reinterpret_cast<__m256i *>(d), a);
     _mm256_stream_si256(reinterpret_cast<__m256i *>(d + 32), b);
-  }
-}
-
-// Copy whole 64-byte lines from s to the 32-byte aligned d, through the
-// caches.
-void copy_lines_sse2(char *d, const char *s, std::size_t lines) noexcept {
-  for (; lines; lines--, d += 64, s += 64) {
-    __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
-    __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
-    __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
-    __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
-    _mm_store_si128(reinterpret_cast<__m128i *>(d), a);
-    _mm_store_si128(reinterpret_cast<__m128i *>(d + 16), b);
-    _mm_store_si128(reinterpret_cast<__m128i *>(d + 32), c);
-    _mm_store_si128(reinterpret_cast<__m128i *>(d + 48), e);
   }
 }
 
@@ -172,7 +162,7 @@ void CopyEngine::copy_temporal(void *dst, const void *src, std::size_t n, Stream
   n -= head;
   const std::size_t lines = n / 64;
   const bool avx2 = stream == Stream::Avx2 || (stream == Stream::Best && cpu_avx2);
-  (avx2 ? copy_lines_avx2 : copy_lines_sse2)(d, s, lines);
+  (avx2 ? copy_lines_avx2 : lines_sse2<false>)(d, s, lines);
   std::memcpy(d + lines * 64, s + lines * 64, n - lines * 64);
 #else
   (void)stream;
@@ -196,7 +186,7 @@ void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n,
   // Body: whole cache lines, streamed around the caches.
   const std::size_t lines = n / 64;
   const bool avx2 = stream == Stream::Avx2 || (stream == Stream::Best && cpu_avx2);
-  (avx2 ? stream_lines_avx2 : stream_lines_sse2)(d, s, lines);
+  (avx2 ? stream_lines_avx2 : lines_sse2<true>)(d, s, lines);
   d += lines * 64;
   s += lines * 64;
   n -= lines * 64;
