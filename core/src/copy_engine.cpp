@@ -148,12 +148,18 @@ bool CopyEngine::cpu_has(Stream stream) noexcept {
 #endif
 }
 
-void CopyEngine::copy_temporal(void *dst, const void *src, std::size_t n, Stream stream) noexcept {
 #if defined(__x86_64__)
+namespace {
+
+using LinesFn = void (*)(char *, const char *, std::size_t) noexcept;
+
+// memcpy's head up to an `align`-byte destination boundary, whole 64-byte
+// lines by `lines`, and memcpy's tail.
+void copy_by_lines(void *dst, const void *src, std::size_t n, std::size_t align, LinesFn lines_fn,
+                   bool non_temporal) noexcept {
   auto *d = static_cast<char *>(dst);
   auto *s = static_cast<const char *>(src);
-  // Head: bring the destination to a 32-byte boundary.
-  std::size_t head = (32 - (reinterpret_cast<std::uintptr_t>(d) & 31)) & 31;
+  std::size_t head = (align - (reinterpret_cast<std::uintptr_t>(d) & (align - 1))) & (align - 1);
   if (head > n)
     head = n;
   std::memcpy(d, s, head);
@@ -161,9 +167,23 @@ void CopyEngine::copy_temporal(void *dst, const void *src, std::size_t n, Stream
   s += head;
   n -= head;
   const std::size_t lines = n / 64;
-  const bool avx2 = stream == Stream::Avx2 || (stream == Stream::Best && cpu_avx2);
-  (avx2 ? copy_lines_avx2 : lines_sse2<false>)(d, s, lines);
+  lines_fn(d, s, lines);
+  // Streamed stores are weakly ordered: fence before anyone is told "done".
+  if (non_temporal)
+    _mm_sfence();
   std::memcpy(d + lines * 64, s + lines * 64, n - lines * 64);
+}
+
+bool use_avx2(CopyEngine::Stream stream) {
+  return stream == CopyEngine::Stream::Avx2 || (stream == CopyEngine::Stream::Best && cpu_avx2);
+}
+
+} // namespace
+#endif
+
+void CopyEngine::copy_temporal(void *dst, const void *src, std::size_t n, Stream stream) noexcept {
+#if defined(__x86_64__)
+  copy_by_lines(dst, src, n, 32, use_avx2(stream) ? copy_lines_avx2 : lines_sse2<false>, false);
 #else
   (void)stream;
   std::memcpy(dst, src, n);
@@ -173,26 +193,7 @@ void CopyEngine::copy_temporal(void *dst, const void *src, std::size_t n, Stream
 void CopyEngine::copy_non_temporal(void *dst, const void *src, std::size_t n,
                                    Stream stream) noexcept {
 #if defined(__x86_64__)
-  auto *d = static_cast<char *>(dst);
-  auto *s = static_cast<const char *>(src);
-  // Head: bring the destination to a 64-byte boundary with ordinary stores.
-  std::size_t head = (64 - (reinterpret_cast<std::uintptr_t>(d) & 63)) & 63;
-  if (head > n)
-    head = n;
-  std::memcpy(d, s, head);
-  d += head;
-  s += head;
-  n -= head;
-  // Body: whole cache lines, streamed around the caches.
-  const std::size_t lines = n / 64;
-  const bool avx2 = stream == Stream::Avx2 || (stream == Stream::Best && cpu_avx2);
-  (avx2 ? stream_lines_avx2 : lines_sse2<true>)(d, s, lines);
-  d += lines * 64;
-  s += lines * 64;
-  n -= lines * 64;
-  // Streamed stores are weakly ordered: fence before anyone is told "done".
-  _mm_sfence();
-  std::memcpy(d, s, n);
+  copy_by_lines(dst, src, n, 64, use_avx2(stream) ? stream_lines_avx2 : lines_sse2<true>, true);
 #else
   (void)stream;
   std::memcpy(dst, src, n);
