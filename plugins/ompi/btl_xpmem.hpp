@@ -53,6 +53,7 @@ struct mca_btl_base_endpoint_t {
   void *mailbox = nullptr; // the peer's mailbox, mapped
   std::size_t mailbox_bytes = 0;
   xpmem_core::SpscRing tx;            // our ring in it
+  bool tx_populated = false;          // see populate_ring()
   std::deque<BtlXpmemFrag *> pending; // sends waiting for ring space, in order
 };
 
@@ -75,6 +76,7 @@ struct BtlXpmemState {
   void *mailbox = nullptr; // ours: rings[sender local rank]
   std::size_t mailbox_bytes = 0;
   std::vector<xpmem_core::SpscRing> rx;
+  std::vector<bool> rx_populated; // see populate_ring()
   std::vector<mca_btl_base_endpoint_t *> endpoints;
   std::unique_ptr<xpmem_core::CopyEngine> copy;
   std::vector<BtlXpmemFrag *> free_small, free_large;

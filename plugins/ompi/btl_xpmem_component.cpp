@@ -148,6 +148,7 @@ bool create_mailbox() {
   for (int i = 0; i < s.num_rings; i++)
     s.rx.emplace_back(static_cast<char *>(p) + per_ring * static_cast<std::size_t>(i),
                       s.ring_bytes);
+  s.rx_populated.assign(static_cast<std::size_t>(s.num_rings), false);
   return true;
 }
 

@@ -63,6 +63,9 @@ public:
 
   explicit operator bool() const { return control_ != nullptr; }
   std::size_t capacity() const { return control_->capacity; }
+  // The shared memory this handle uses, control block included.
+  void *memory() const { return control_; }
+  std::size_t memory_bytes() const { return footprint(capacity()); }
   // Largest payload one record can carry.
   std::size_t max_payload() const { return capacity() / 2 - sizeof(Record); }
 
