@@ -9,6 +9,8 @@
 # pause, so that neither drift in the emulated machine nor the previous job's
 # teardown favours a fixed position in the order.
 # Writes "round configuration size value unit cpu" lines to $XPMEM_VM_OUT/KIND.txt.
+# The command strings below are split into words on purpose.
+# shellcheck disable=SC2086
 set -eu
 B=$1 rounds=$2 kind=$3
 M=$B/ucx-modules/libuct_xpmem.so.0
