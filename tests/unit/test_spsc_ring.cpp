@@ -55,6 +55,17 @@ TEST(SpscRing, FifoOrderFullAndEmpty) {
   EXPECT_EQ(ring.peek(), nullptr);
 }
 
+// The btl maps a ring's pages in by this extent, from either side's handle.
+TEST(SpscRing, BothHandlesSpanTheWholeRing) {
+  SharedMemory mem(SpscRing::footprint(4096));
+  SpscRing ring(mem.addr, 4096);
+  SpscRing peer(mem.addr);
+  EXPECT_EQ(ring.memory(), mem.addr);
+  EXPECT_EQ(peer.memory(), mem.addr);
+  EXPECT_EQ(ring.memory_bytes(), SpscRing::footprint(4096));
+  EXPECT_EQ(peer.memory_bytes(), SpscRing::footprint(4096));
+}
+
 TEST(SpscRing, WrapsWithPaddingAndNeverSplitsARecord) {
   SharedMemory mem(SpscRing::footprint(4096));
   SpscRing ring(mem.addr, 4096);
