@@ -9,40 +9,30 @@
 # pause, so that neither drift in the emulated machine nor the previous job's
 # teardown favours a fixed position in the order.
 # Writes "round configuration size value unit cpu" lines to $XPMEM_VM_OUT/KIND.txt.
-# The command strings below are split into words on purpose.
-# shellcheck disable=SC2086
 set -eu
 B=$1 rounds=$2 kind=$3
-M=$B/ucx-modules/libuct_xpmem.so.0
-U="mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core --mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any --mca btl self,vader"
-O="mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core --mca pml ob1 --mca mca_base_component_path SYS_DEFAULT:$B/ompi-components"
+# shellcheck source=bench/launch.sh
+. "$(dirname "$0")/launch.sh"
 case $kind in
 latency)
 	configs="ucx-xpmem ucx-posix ob1-xpmem ob1-xpmem-alone ob1-vader"
-	L="$B/bench/mpi_bench --mode latency --min 8 --max 4096" ;;
+	args="--mode latency --min 8 --max 4096" ;;
 fresh)
 	configs="ucx-xpmem ucx-cma ucx-posix ob1-xpmem ob1-vader ob1-vader-cico"
-	L="$B/bench/mpi_bench --mode bw --fresh --min 4096 --max 262144 --volume-mib 8" ;;
+	args="--mode bw --fresh --min 4096 --max 262144 --volume-mib 8" ;;
 *)
 	echo "rounds-in-vm: KIND is latency or fresh" >&2
 	exit 2 ;;
 esac
-n=$(echo $configs | wc -w)
+n=$(echo "$configs" | wc -w)
 run() {
 	sleep 1
-	case $1 in
-	ucx-xpmem) $U -x UCX_TLS=xpmem -x LD_PRELOAD=$M $L ;;
-	ucx-cma) $U -x UCX_TLS=cma,posix $L ;;
-	ucx-posix) $U -x UCX_TLS=posix $L ;;
-	ob1-xpmem) $O --mca btl self,vader,xpmem $L ;;
-	ob1-xpmem-alone) $O --mca btl self,xpmem $L ;;
-	ob1-vader) $O --mca btl self,vader --mca btl_vader_single_copy_mechanism cma $L ;;
-	ob1-vader-cico) $O --mca btl self,vader --mca btl_vader_single_copy_mechanism none $L ;;
-	esac | grep -v '^#' | sed "s/^/$2 $1 /"
+	# shellcheck disable=SC2086 # args: separate words on purpose
+	launch "$1" "$B" "$B/bench/mpi_bench" $args | grep -v '^#' | sed "s/^/$2 $1 /"
 }
 for round in $(seq 1 "$rounds"); do
 	first=$(((round - 1) % n))
 	for i in $(seq 0 $((n - 1))); do
-		run "$(echo $configs | cut -d' ' -f$(((first + i) % n + 1)))" "$round"
+		run "$(echo "$configs" | cut -d' ' -f$(((first + i) % n + 1)))" "$round"
 	done
 done >"$XPMEM_VM_OUT/$kind.txt"

@@ -1,0 +1,31 @@
+# shellcheck shell=sh
+# Sourced by the in-VM benchmark scripts: the one place that says how each
+# compared configuration is selected.
+#   launch CONFIG BUILD COMMAND [ARGS...]
+# runs COMMAND as 2 ranks bound to cores, with CONFIG one of
+#   ucx-xpmem ucx-cma ucx-posix        pml ucx: UCX_TLS=xpmem (ours, preloaded),
+#                                      cma,posix (single copy by CMA), posix (CICO)
+#   ob1-xpmem ob1-xpmem-alone          pml ob1: btl self,vader,xpmem as users run it,
+#                                      and self,xpmem without vader
+#   ob1-vader ob1-vader-cico           vader with CMA, and with copy-in/copy-out
+launch() {
+	launch_config=$1 launch_build=$2
+	shift 2
+	case $launch_config in
+	ucx-xpmem) set -- -x UCX_TLS=xpmem -x "LD_PRELOAD=$launch_build/ucx-modules/libuct_xpmem.so.0" "$@" ;;
+	ucx-cma) set -- -x UCX_TLS=cma,posix "$@" ;;
+	ucx-posix) set -- -x UCX_TLS=posix "$@" ;;
+	ob1-xpmem) set -- --mca btl self,vader,xpmem "$@" ;;
+	ob1-xpmem-alone) set -- --mca btl self,xpmem "$@" ;;
+	ob1-vader) set -- --mca btl self,vader --mca btl_vader_single_copy_mechanism cma "$@" ;;
+	ob1-vader-cico) set -- --mca btl self,vader --mca btl_vader_single_copy_mechanism none "$@" ;;
+	*)
+		echo "launch: unknown configuration $launch_config" >&2
+		return 2 ;;
+	esac
+	case $launch_config in
+	ucx-*) set -- --mca pml ucx --mca pml_ucx_tls any --mca pml_ucx_devices any --mca btl self,vader "$@" ;;
+	*) set -- --mca pml ob1 --mca mca_base_component_path "SYS_DEFAULT:$launch_build/ompi-components" "$@" ;;
+	esac
+	mpirun --allow-run-as-root --oversubscribe -np 2 --bind-to core "$@"
+}
