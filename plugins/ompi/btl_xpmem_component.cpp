@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,7 +34,7 @@ int component_register() {
   BtlXpmemParams &p = btl_xpmem.params;
   register_int("mailbox_kib",
                "Size in KiB of the mailbox ring each local peer writes small and control "
-               "messages into (default 256)",
+               "messages into, rounded down to a power of two (default 256)",
                &p.ring_kib);
   register_int("attach_log_align",
                "Attachments of a peer's memory are rounded out to 2^this bytes so neighbouring "
@@ -129,7 +130,6 @@ bool create_mailbox() {
   std::snprintf(s.shm_name, sizeof s.shm_name, "/ompi-btl-xpmem.%u.%u.%d",
                 static_cast<unsigned>(me.jobid), static_cast<unsigned>(me.vpid),
                 static_cast<int>(getpid()));
-  s.ring_bytes = static_cast<std::size_t>(s.params.ring_kib) * 1024;
   const std::size_t per_ring = xpmem_core::SpscRing::footprint(s.ring_bytes);
   s.mailbox_bytes = per_ring * static_cast<std::size_t>(s.num_rings);
   int fd = shm_open(s.shm_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -180,9 +180,11 @@ mca_btl_base_module_t **component_init(int *num_btls, bool, bool mpi_threads) {
   if (!s.segment)
     return step_aside(std::string("xpmem_make failed: ") + std::strerror(s.segment.error()) + ".");
   const int align = s.params.attach_log_align;
-  if (align < 12 || align > 30 || s.params.ring_kib < 64 ||
-      static_cast<std::size_t>(s.params.ring_kib) * 1024 / 2 <
-          btl_xpmem_module.btl_max_send_size + 64)
+  s.ring_bytes = s.params.ring_kib > 0
+                     ? std::bit_floor(static_cast<std::size_t>(s.params.ring_kib)) * 1024
+                     : 0;
+  if (align < 12 || align > 30 || s.ring_bytes < 64 * 1024 ||
+      s.ring_bytes / 2 < btl_xpmem_module.btl_max_send_size + 64)
     return step_aside("btl_xpmem_attach_log_align must be 12..30 and btl_xpmem_mailbox_kib at "
                       "least twice btl_xpmem_max_send_size.");
   s.local_rank = opal_process_info.my_local_rank;

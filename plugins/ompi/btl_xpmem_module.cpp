@@ -184,7 +184,13 @@ int module_sendi(mca_btl_base_module_t *, mca_btl_base_endpoint_t *ep, opal_conv
   if (!dst)
     return OPAL_ERR_OUT_OF_RESOURCE;
   std::memcpy(dst, header, header_size);
-  if (payload_size) {
+  if (payload_size && !opal_convertor_need_buffers(convertor)) {
+    // Contiguous data: copy it straight from the user's buffer.  The
+    // convertor is not advanced; ob1 discards it once sendi succeeds.
+    void *data = nullptr;
+    opal_convertor_get_current_pointer(convertor, &data);
+    std::memcpy(dst + header_size, data, payload_size);
+  } else if (payload_size) {
     iovec iov{dst + header_size, payload_size};
     uint32_t iov_count = 1;
     std::size_t packed = payload_size;
@@ -387,7 +393,8 @@ mca_btl_base_endpoint_t *endpoint_create(opal_proc_t *proc) {
   std::free(modex);
   info.shm_name[sizeof info.shm_name - 1] = '\0';
   if (info.local_rank < 0 || info.local_rank >= btl_xpmem.num_rings ||
-      btl_xpmem.local_rank >= static_cast<int>(info.num_rings))
+      btl_xpmem.local_rank >= static_cast<int>(info.num_rings) ||
+      !xpmem_core::SpscRing::valid_capacity(info.ring_bytes))
     return nullptr;
 
   auto ep = std::make_unique<mca_btl_base_endpoint_t>();

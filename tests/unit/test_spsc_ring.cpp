@@ -66,6 +66,17 @@ TEST(SpscRing, BothHandlesSpanTheWholeRing) {
   EXPECT_EQ(peer.memory_bytes(), SpscRing::footprint(4096));
 }
 
+// Positions are masked, so only powers of two with room for two records
+// and the spare slot are rings; the btl rounds its mailbox size down to one.
+TEST(SpscRing, CapacityIsAPowerOfTwo) {
+  EXPECT_TRUE(SpscRing::valid_capacity(256));
+  EXPECT_TRUE(SpscRing::valid_capacity(256 * 1024));
+  EXPECT_FALSE(SpscRing::valid_capacity(0));
+  EXPECT_FALSE(SpscRing::valid_capacity(128));
+  EXPECT_FALSE(SpscRing::valid_capacity(3 * 4096));
+  EXPECT_FALSE(SpscRing::valid_capacity(4096 + 64));
+}
+
 TEST(SpscRing, WrapsWithPaddingAndNeverSplitsARecord) {
   SharedMemory mem(SpscRing::footprint(4096));
   SpscRing ring(mem.addr, 4096);

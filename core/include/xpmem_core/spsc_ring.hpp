@@ -16,10 +16,16 @@
 // takes stale bytes of an earlier lap's payload for a header; one spare
 // 64-byte slot keeps that store out of unread records.  The producer reads
 // the consumer's head only when its cached copy says the ring is full.
+//
+// The capacity is a power of two, and each handle keeps its own copy of it,
+// so that finding a position in the ring is a mask of a local value: a
+// polling consumer reads nothing shared but the header it waits on (a 64-bit
+// modulo would be a division on every poll).
 #ifndef XPMEM_CORE_SPSC_RING_HPP
 #define XPMEM_CORE_SPSC_RING_HPP
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -44,25 +50,34 @@ public:
 
   // Bytes of shared memory a ring with `capacity` data bytes needs.
   static std::size_t footprint(std::size_t capacity) { return sizeof(Control) + capacity; }
+  // Whether a ring can have `capacity` data bytes: a power of two, room for
+  // two records and the spare slot.
+  static bool valid_capacity(std::size_t capacity) {
+    return std::has_single_bit(capacity) && capacity >= 4 * kAlign;
+  }
 
   SpscRing() = default;
   // A handle on the ring in `memory`.  With capacity != 0 the ring is laid
-  // out anew (empty), which only its creator does; capacity is a multiple
-  // of 64.  Each process uses its own handle on the shared memory.
+  // out anew (empty), which only its creator does; capacity must be
+  // valid_capacity().  Each process uses its own handle on the shared
+  // memory, made after the creator's.
   explicit SpscRing(void *memory, std::size_t capacity = 0)
       : control_(static_cast<Control *>(memory)),
         data_(static_cast<unsigned char *>(memory) + sizeof(Control)) {
     if (capacity) {
       new (memory) Control;
       control_->capacity = capacity;
+      capacity_ = capacity;
       control_->head.store(0, std::memory_order_relaxed);
       record_at(0)->ready.store(0, std::memory_order_relaxed);
       control_->tail.store(0, std::memory_order_release);
+    } else {
+      capacity_ = control_->capacity;
     }
   }
 
   explicit operator bool() const { return control_ != nullptr; }
-  std::size_t capacity() const { return control_->capacity; }
+  std::size_t capacity() const { return capacity_; }
   // The shared memory this handle uses, control block included.
   void *memory() const { return control_; }
   std::size_t memory_bytes() const { return footprint(capacity()); }
@@ -76,7 +91,7 @@ public:
       return nullptr;
     const std::size_t need = record_bytes(size);
     const std::uint64_t tail = control_->tail.load(std::memory_order_relaxed);
-    const std::size_t offset = tail % capacity();
+    const std::size_t offset = tail & (capacity_ - 1);
     const std::size_t padding = capacity() - offset < need ? capacity() - offset : 0;
     // Room for the record and the spare slot whose header commit() zeroes.
     const std::uint64_t end = tail + padding + need + kAlign;
@@ -120,7 +135,8 @@ public:
         return nullptr;
       if (!(rec->flags & kPadding))
         return rec;
-      control_->head.store(head + (capacity() - head % capacity()), std::memory_order_release);
+      control_->head.store(head + (capacity_ - (head & (capacity_ - 1))),
+                           std::memory_order_release);
     }
   }
   static const void *payload(const Record *rec) { return rec + 1; }
@@ -143,11 +159,12 @@ private:
     return (sizeof(Record) + size + kAlign - 1) & ~(kAlign - 1);
   }
   Record *record_at(std::uint64_t pos) {
-    return reinterpret_cast<Record *>(data_ + pos % capacity());
+    return reinterpret_cast<Record *>(data_ + (pos & (capacity_ - 1)));
   }
 
   Control *control_ = nullptr;
   unsigned char *data_ = nullptr;
+  std::size_t capacity_ = 0; // the shared value, read once
   // Producer-private: the consumer's head as last read, and the padding
   // between reserve() and commit().
   std::uint64_t head_cache_ = 0;
