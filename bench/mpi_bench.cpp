@@ -6,6 +6,7 @@
 //
 //   mpi_bench --mode latency|bw|mbw [--min B] [--max B] [--iters N]
 //             [--warmup N] [--window N] [--volume-mib N] [--fresh] [--ceiling]
+//             [--blocks N]
 //
 // Output, one line per size: "size value unit cpu_s_per_gib", where
 // cpu_s_per_gib is user+system CPU time of all ranks per GiB moved.
@@ -17,6 +18,12 @@
 // single-thread memcpy, the one copy a single-copy transport makes, measured
 // in the same processes moments apart (under emulation, the host's speed
 // drifts by several times within minutes).
+//
+// --blocks N (latency): times the iterations in N equal blocks and reports
+// the median block's latency instead of the mean over all of them.  Under
+// emulation the host preempts a vCPU now and then for milliseconds, which
+// inflates whichever short measurement it lands in; the median block
+// leaves those out.
 #include <mpi.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -33,7 +40,7 @@ namespace {
 struct Options {
   std::string mode = "bw";
   std::size_t min = 4096, max = 16u << 20;
-  int iters = 0, warmup = 0, window = 64;
+  int iters = 0, warmup = 0, window = 64, blocks = 1;
   std::size_t volume = 1ull << 30; // bytes per bandwidth measurement
   bool fresh = false;
   bool ceiling = false;
@@ -150,6 +157,22 @@ double run_latency(std::size_t size, int iters, int rank, Buffers &bufs) {
   return MPI_Wtime() - t0;
 }
 
+// Runs `iters` iterations as `blocks` equal blocks (the last takes the
+// remainder) and returns the median block's seconds per iteration, times
+// `iters`: the duration of `iters` iterations at the median block's pace.
+template <typename Run> double median_of_blocks(int blocks, int iters, Run run) {
+  blocks = std::min(blocks, iters);
+  if (blocks <= 1)
+    return run(iters);
+  std::vector<double> per_iter;
+  for (int b = 0; b < blocks; b++) {
+    const int n = b + 1 < blocks ? iters / blocks : iters - (blocks - 1) * (iters / blocks);
+    per_iter.push_back(run(n) / n);
+  }
+  std::nth_element(per_iter.begin(), per_iter.begin() + blocks / 2, per_iter.end());
+  return per_iter[static_cast<std::size_t>(blocks / 2)] * iters;
+}
+
 // The --ceiling measurement: receivers copy window x size bytes per
 // iteration from a local buffer into `bufs`; senders wait.  Returns seconds.
 double run_receiver_memcpy(const Options &o, std::size_t size, int iters, bool receiver,
@@ -212,6 +235,8 @@ Options parse(int argc, char **argv) {
       o.fresh = true;
     else if (a == "--ceiling")
       o.ceiling = true;
+    else if (a == "--blocks")
+      o.blocks = std::max(1, std::stoi(next()));
     else {
       std::fprintf(stderr, "mpi_bench: unknown option %s\n", a.c_str());
       std::exit(2);
@@ -251,7 +276,8 @@ int main(int argc, char **argv) {
       run_bw(o, size, iterations(o, size, true), rank, nprocs / 2, bufs);
     const double cpu0 = cpu_seconds();
     if (o.mode == "latency")
-      seconds = run_latency(size, iters, rank, bufs);
+      seconds = median_of_blocks(o.blocks, iters,
+                                 [&](int n) { return run_latency(size, n, rank, bufs); });
     else
       seconds = run_bw(o, size, iters, rank, nprocs / 2, bufs);
     report(o.mode == "latency", "", o, size, iters, nprocs, seconds, cpu_seconds() - cpu0);

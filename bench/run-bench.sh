@@ -25,6 +25,6 @@ done
 case "$stack" in ompi | ucx) ;; *) echo "run-bench: --stack is ompi or ucx" >&2; exit 2 ;; esac
 out=${out:-$top/build/bench-out-$stack}
 mkdir -p "$out"
-"$top/tests/vm/run-in-vm.sh" --module "$top/build/kmod/kbuild/xpmem.ko" --out "$out" --mem 8G --prealloc \
+"$top/tests/vm/run-in-vm.sh" --module "$top/build/kmod/kbuild/xpmem.ko" --out "$out" --mem 8G --prealloc --tsc-clock \
 	--timeout 5400 -- "$here/bench-in-vm.sh" "$top/build" "$runs" "$min" "$max" "$volume" "$stack"
 /usr/bin/python3 "$here/report.py" "$out/results.txt" "$out" "$stack"

@@ -10,5 +10,5 @@ kind=${1:?usage: run-rounds.sh latency|fresh [ROUNDS] [OUTDIR]}
 rounds=${2:-10} out=${3:-$top/build/bench-out-$kind}
 mkdir -p "$out"
 "$top/tests/vm/run-in-vm.sh" --module "$top/build/kmod/kbuild/xpmem.ko" --out "$out" --mem 4G \
-	--prealloc --timeout 5000 -- "$here/rounds-in-vm.sh" "$top/build" "$rounds" "$kind"
+	--prealloc --tsc-clock --timeout 5000 -- "$here/rounds-in-vm.sh" "$top/build" "$rounds" "$kind"
 /usr/bin/python3 "$here/rounds.py" "$kind" "$out/$kind.txt"
