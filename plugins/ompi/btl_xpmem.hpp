@@ -75,8 +75,12 @@ struct BtlXpmemState {
   char shm_name[64] = {};
   void *mailbox = nullptr; // ours: rings[sender local rank]
   std::size_t mailbox_bytes = 0;
-  std::vector<xpmem_core::SpscRing> rx;
-  std::vector<bool> rx_populated; // see populate_ring()
+  struct RxRing {
+    xpmem_core::SpscRing ring;
+    bool populated = false; // see populate_ring()
+  };
+  std::vector<RxRing> rx;    // the rings of our mailbox that peers write, ours left out
+  int endpoints_pending = 0; // endpoints whose pending queue is not empty
   std::vector<mca_btl_base_endpoint_t *> endpoints;
   std::unique_ptr<xpmem_core::CopyEngine> copy;
   std::vector<BtlXpmemFrag *> free_small, free_large;

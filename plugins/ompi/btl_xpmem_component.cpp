@@ -145,10 +145,11 @@ bool create_mailbox() {
     return false;
   }
   s.mailbox = p;
+  // Ring i is for the peer of local rank i; nobody writes ours.
   for (int i = 0; i < s.num_rings; i++)
-    s.rx.emplace_back(static_cast<char *>(p) + per_ring * static_cast<std::size_t>(i),
-                      s.ring_bytes);
-  s.rx_populated.assign(static_cast<std::size_t>(s.num_rings), false);
+    if (i != s.local_rank)
+      s.rx.push_back({xpmem_core::SpscRing(
+          static_cast<char *>(p) + per_ring * static_cast<std::size_t>(i), s.ring_bytes)});
   return true;
 }
 
@@ -223,10 +224,6 @@ mca_btl_base_module_t **component_init(int *num_btls, bool, bool mpi_threads) {
   return modules;
 }
 
-int component_progress() {
-  return btl_xpmem_progress_rings();
-}
-
 } // namespace
 
 extern "C" {
@@ -243,7 +240,7 @@ __attribute__((visibility("default"))) mca_btl_base_component_3_0_0_t mca_btl_xp
     },
     {MCA_BASE_METADATA_PARAM_CHECKPOINT, {}},
     component_init,
-    component_progress,
+    btl_xpmem_progress_rings,
 };
 
 } // extern "C"

@@ -168,6 +168,8 @@ int module_send(mca_btl_base_module_t *, mca_btl_base_endpoint_t *ep,
   }
   // The peer's ring is full: keep order, retry from progress, call back then.
   frag->tag = tag;
+  if (ep->pending.empty())
+    btl_xpmem.endpoints_pending++;
   ep->pending.push_back(frag);
   return OPAL_SUCCESS;
 }
@@ -210,6 +212,8 @@ int flush_pending(mca_btl_base_endpoint_t *ep) {
     if (!ring_write(ep, frag->base.des_segments, frag->base.des_segment_count, frag->tag))
       break;
     ep->pending.pop_front();
+    if (ep->pending.empty())
+      btl_xpmem.endpoints_pending--;
     send_complete(frag);
     sent++;
   }
@@ -429,6 +433,8 @@ mca_btl_base_endpoint_t *endpoint_create(opal_proc_t *proc) {
 }
 
 void endpoint_destroy(mca_btl_base_endpoint_t *ep) {
+  if (!ep->pending.empty())
+    btl_xpmem.endpoints_pending--;
   for (BtlXpmemFrag *frag : ep->pending)
     frag_put(frag);
   ep->cache.reset(); // detaches before the permit goes
@@ -483,40 +489,61 @@ int module_register_error(mca_btl_base_module_t *, mca_btl_base_module_error_cb_
 
 } // namespace
 
-// Delivers every waiting message to ob1, then retries queued sends.
-int btl_xpmem_progress_rings() {
-  BtlXpmemState &s = btl_xpmem;
-  if (s.in_progress || !s.mailbox)
-    return 0;
-  s.in_progress = true;
-  int events = 0;
-  for (int r = 0; r < s.num_rings; r++) {
-    if (r == s.local_rank)
-      continue;
-    xpmem_core::SpscRing &ring = s.rx[static_cast<std::size_t>(r)];
-    const xpmem_core::SpscRing::Record *rec = ring.peek();
-    if (rec && !s.rx_populated[static_cast<std::size_t>(r)]) {
-      populate_ring(ring);
-      s.rx_populated[static_cast<std::size_t>(r)] = true;
-    }
-    for (; rec; rec = ring.peek()) {
-      mca_btl_base_segment_t segment{};
-      segment.seg_addr.pval = const_cast<void *>(xpmem_core::SpscRing::payload(rec));
-      segment.seg_len = rec->size;
-      mca_btl_base_descriptor_t des{};
-      des.des_segments = &segment;
-      des.des_segment_count = 1;
-      const mca_btl_active_message_callback_t &reg = mca_btl_base_active_message_trigger[rec->tag];
-      if (reg.cbfunc)
-        reg.cbfunc(&btl_xpmem_module, static_cast<mca_btl_base_tag_t>(rec->tag), &des, reg.cbdata);
-      ring.release(rec);
-      events++;
-    }
+namespace {
+
+// Hands every record waiting in `rx` to ob1, the first one `rec`.
+__attribute__((noinline)) int deliver(BtlXpmemState::RxRing &rx,
+                                      const xpmem_core::SpscRing::Record *rec) {
+  if (!rx.populated) {
+    populate_ring(rx.ring);
+    rx.populated = true;
   }
-  for (mca_btl_base_endpoint_t *ep : s.endpoints)
+  int events = 0;
+  for (; rec; rec = rx.ring.peek()) {
+    mca_btl_base_segment_t segment{};
+    segment.seg_addr.pval = const_cast<void *>(xpmem_core::SpscRing::payload(rec));
+    segment.seg_len = rec->size;
+    mca_btl_base_descriptor_t des{};
+    des.des_segments = &segment;
+    des.des_segment_count = 1;
+    const mca_btl_active_message_callback_t &reg = mca_btl_base_active_message_trigger[rec->tag];
+    if (reg.cbfunc)
+      reg.cbfunc(&btl_xpmem_module, static_cast<mca_btl_base_tag_t>(rec->tag), &des, reg.cbdata);
+    rx.ring.release(rec);
+    events++;
+  }
+  return events;
+}
+
+__attribute__((noinline)) int flush_all_pending() {
+  int events = 0;
+  for (mca_btl_base_endpoint_t *ep : btl_xpmem.endpoints)
     if (!ep->pending.empty())
       events += flush_pending(ep);
-  s.in_progress = false;
+  return events;
+}
+
+} // namespace
+
+// The component's progress function, called on every turn of Open MPI's
+// progress loop: delivers waiting messages to ob1 and retries queued sends.
+// Idle, it reads one header per peer and a counter; the work is out of line.
+int btl_xpmem_progress_rings() {
+  BtlXpmemState &s = btl_xpmem;
+  if (s.in_progress) // ob1's callbacks may progress again
+    return 0;
+  int events = 0;
+  for (BtlXpmemState::RxRing &rx : s.rx)
+    if (const xpmem_core::SpscRing::Record *rec = rx.ring.peek()) {
+      s.in_progress = true;
+      events += deliver(rx, rec);
+      s.in_progress = false;
+    }
+  if (s.endpoints_pending) {
+    s.in_progress = true;
+    events += flush_all_pending();
+    s.in_progress = false;
+  }
   return events;
 }
 
@@ -526,7 +553,6 @@ void btl_xpmem_release_all() {
     endpoint_destroy(ep);
   s.endpoints.clear();
   s.rx.clear();
-  s.rx_populated.clear();
   if (s.mailbox)
     munmap(s.mailbox, s.mailbox_bytes);
   s.mailbox = nullptr;

@@ -18,9 +18,10 @@
 // the consumer's head only when its cached copy says the ring is full.
 //
 // The capacity is a power of two, and each handle keeps its own copy of it,
-// so that finding a position in the ring is a mask of a local value: a
-// polling consumer reads nothing shared but the header it waits on (a 64-bit
-// modulo would be a division on every poll).
+// so that finding a position in the ring is a mask of a local value (a
+// 64-bit modulo would be a division on every poll).  The consumer likewise
+// keeps its own head and only publishes it on release: an idle poll reads
+// nothing shared but the header it waits on.
 #ifndef XPMEM_CORE_SPSC_RING_HPP
 #define XPMEM_CORE_SPSC_RING_HPP
 
@@ -74,6 +75,7 @@ public:
     } else {
       capacity_ = control_->capacity;
     }
+    head_ = control_->head.load(std::memory_order_acquire);
   }
 
   explicit operator bool() const { return control_ != nullptr; }
@@ -127,23 +129,23 @@ public:
   }
 
   // Consumer: the oldest record, or nullptr if empty.  Valid until release().
+  // One handle per ring consumes.
   const Record *peek() {
     for (;;) {
-      const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-      const Record *rec = record_at(head);
-      if (rec->ready.load(std::memory_order_acquire) != head + 1)
+      const Record *rec = record_at(head_);
+      if (rec->ready.load(std::memory_order_acquire) != head_ + 1)
         return nullptr;
       if (!(rec->flags & kPadding))
         return rec;
-      control_->head.store(head + (capacity_ - (head & (capacity_ - 1))),
-                           std::memory_order_release);
+      head_ += capacity_ - (head_ & (capacity_ - 1));
+      control_->head.store(head_, std::memory_order_release);
     }
   }
   static const void *payload(const Record *rec) { return rec + 1; }
 
   void release(const Record *rec) {
-    const std::uint64_t head = control_->head.load(std::memory_order_relaxed);
-    control_->head.store(head + record_bytes(rec->size), std::memory_order_release);
+    head_ += record_bytes(rec->size);
+    control_->head.store(head_, std::memory_order_release);
   }
 
 private:
@@ -165,6 +167,7 @@ private:
   Control *control_ = nullptr;
   unsigned char *data_ = nullptr;
   std::size_t capacity_ = 0; // the shared value, read once
+  std::uint64_t head_ = 0;   // consumer: its position, published on release
   // Producer-private: the consumer's head as last read, and the padding
   // between reserve() and commit().
   std::uint64_t head_cache_ = 0;
