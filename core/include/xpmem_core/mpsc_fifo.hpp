@@ -82,8 +82,8 @@ public:
   }
 
   explicit operator bool() const noexcept { return control_ != nullptr; }
-  std::size_t cells() const noexcept { return control_->cells; }
-  std::size_t max_payload() const noexcept { return control_->cell_bytes - sizeof(Cell); }
+  std::size_t cells() const noexcept { return mask_ + 1; }
+  std::size_t max_payload() const noexcept { return cell_bytes_ - sizeof(Cell); }
 
   // Producer: claims a free cell and returns its payload area (max_payload()
   // bytes) with *ticket set, or nullptr when the queue is full.  Every
@@ -91,7 +91,7 @@ public:
   void *reserve(std::uint64_t *ticket) noexcept {
     std::uint64_t pos = control_->head.load(std::memory_order_relaxed);
     for (;;) {
-      Cell *cell = cell_at(pos & (control_->cells - 1));
+      Cell *cell = cell_at(pos & mask_);
       const std::uint64_t seq = cell->seq.load(std::memory_order_acquire);
       const auto lag = static_cast<std::int64_t>(seq - pos);
       if (lag == 0) {
@@ -104,12 +104,12 @@ public:
       }
     }
     *ticket = pos;
-    return cell_at(pos & (control_->cells - 1)) + 1;
+    return cell_at(pos & mask_) + 1;
   }
 
   // Producer: publishes a reserved cell.
   void commit(std::uint64_t ticket, std::uint32_t length, std::uint8_t tag) noexcept {
-    Cell *cell = cell_at(ticket & (control_->cells - 1));
+    Cell *cell = cell_at(ticket & mask_);
     cell->length = length;
     cell->tag = tag;
     cell->seq.store(ticket + 1, std::memory_order_release);
@@ -118,13 +118,13 @@ public:
   // Producer: true when a reserve() now would find the next cell busy.
   bool looks_full() const noexcept {
     const std::uint64_t pos = control_->head.load(std::memory_order_relaxed);
-    const Cell *cell = cell_at(pos & (control_->cells - 1));
+    const Cell *cell = cell_at(pos & mask_);
     return static_cast<std::int64_t>(cell->seq.load(std::memory_order_acquire) - pos) < 0;
   }
 
   // Consumer: the next published cell, or nullptr.
   const Cell *peek() noexcept {
-    Cell *cell = cell_at(tail_ & (control_->cells - 1));
+    Cell *cell = cell_at(tail_ & mask_);
     return cell->seq.load(std::memory_order_acquire) == tail_ + 1 ? cell : nullptr;
   }
   static const void *payload(const Cell *cell) noexcept { return cell + 1; }
@@ -132,7 +132,7 @@ public:
 
   // Consumer: frees the cell peek() returned for the producers' next lap.
   void release(const Cell *cell) noexcept {
-    const_cast<Cell *>(cell)->seq.store(tail_ + control_->cells, std::memory_order_release);
+    const_cast<Cell *>(cell)->seq.store(tail_ + mask_ + 1, std::memory_order_release);
     ++tail_;
   }
 
@@ -145,13 +145,20 @@ private:
     alignas(kCacheLine) std::atomic<std::uint64_t> head{0}; // producers' line
   };
 
-  explicit MpscFifo(Control *control) noexcept : control_(control) {}
+  // The geometry is copied into the handle once (validated by open()), so
+  // finding a cell reads nothing shared: an idle poll reads only the
+  // sequence word of the cell it waits on.
+  explicit MpscFifo(Control *control) noexcept
+      : control_(control), cells_base_(reinterpret_cast<unsigned char *>(control + 1)),
+        mask_(control->cells - 1), cell_bytes_(control->cell_bytes) {}
   Cell *cell_at(std::size_t index) const noexcept {
-    auto *base = reinterpret_cast<unsigned char *>(control_ + 1);
-    return reinterpret_cast<Cell *>(base + index * control_->cell_bytes);
+    return reinterpret_cast<Cell *>(cells_base_ + index * cell_bytes_);
   }
 
   Control *control_ = nullptr;
+  unsigned char *cells_base_ = nullptr;
+  std::uint64_t mask_ = 0; // cells - 1
+  std::size_t cell_bytes_ = 0;
   std::uint64_t tail_ = 0; // consumer-private
 };
 
