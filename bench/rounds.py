@@ -8,6 +8,12 @@ confidence interval: a ratio whose interval holds 1.00 is not told apart
 from the reference by these rounds.  Several runs (files, or runs appended
 to one file) are pooled as separate rounds.
 
+A second table compares the good quartile of each configuration's jobs (the
+25th percentile of latency, the 75th of bandwidth).  Under emulation a whole
+job runs at one of two speeds, about 2x apart, for reasons outside the guest;
+medians then depend on how many of a configuration's jobs drew the slow one,
+while the good quartile compares jobs that ran undisturbed.
+
 usage: rounds.py latency|fresh RESULTS.txt [RESULTS.txt ...]
 """
 import collections
@@ -52,6 +58,43 @@ def paired_ratio(values, num, den, higher_is_better):
     return f"{statistics.median(ratios):.2f} ({boots[100]:.2f}–{boots[1899]:.2f})"
 
 
+def good_quartile(values, latency):
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0] if latency else q[2]
+
+
+def quartile_ratio(values, num, den, latency):
+    """good_quartile(den) / good_quartile(num) for latency, num / den for
+    bandwidth, and its 90% bootstrap interval (each configuration's jobs
+    resampled on their own)."""
+    a, b = list(values[num].values()), list(values[den].values())
+    if len(a) < 2 or len(b) < 2:
+        return "n/a"
+
+    def ratio(x, y):
+        qx, qy = good_quartile(x, latency), good_quartile(y, latency)
+        return qy / qx if latency else qx / qy
+
+    rng = random.Random(1)
+    boots = sorted(ratio(rng.choices(a, k=len(a)), rng.choices(b, k=len(b)))
+                   for _ in range(2000))
+    return f"{ratio(a, b):.2f} ({boots[100]:.2f}–{boots[1899]:.2f})"
+
+
+def print_table(data, columns, ratios, latency, cell, ratio_cell):
+    print("| size | " + " | ".join(c[0] for c in columns) + " | " +
+          " | ".join(r[0] for r in ratios) + " |")
+    print("|---" * (1 + len(columns) + len(ratios)) + "|")
+    for size in sorted(data):
+        values = data[size]
+        cells = []
+        for _, c in columns:
+            v = cell(list(values[c].values())) if len(values[c]) >= 2 else float("nan")
+            cells.append(f"{v:.2f}" if latency else f"{v:.1f}")
+        cells += [ratio_cell(values, a, b) for _, a, b in ratios]
+        print(f"| {size_label(size)} | " + " | ".join(cells) + " |")
+
+
 def main():
     kind, paths = sys.argv[1], sys.argv[2:]
     what, columns, ratios = TABLES[kind]
@@ -72,17 +115,13 @@ def main():
           "per-round ratios, " + ("reference over ours (above 1: ours is faster)" if latency
                                   else "ours over the reference") +
           ", with a 90% confidence interval.\n")
-    print("| size | " + " | ".join(c[0] for c in columns) + " | " +
-          " | ".join(r[0] for r in ratios) + " |")
-    print("|---" * (1 + len(columns) + len(ratios)) + "|")
-    for size in sorted(data):
-        values = data[size]
-        cells = []
-        for _, c in columns:
-            med = statistics.median(values[c].values()) if values[c] else float("nan")
-            cells.append(f"{med:.2f}" if latency else f"{med:.1f}")
-        cells += [paired_ratio(values, a, b, not latency) for _, a, b in ratios]
-        print(f"| {size_label(size)} | " + " | ".join(cells) + " |")
+    print_table(data, columns, ratios, latency, statistics.median,
+                lambda values, a, b: paired_ratio(values, a, b, not latency))
+    print(f"\nGood quartile of each configuration's {rounds} jobs (" +
+          ("25th percentile" if latency else "75th percentile") +
+          "), with the ratios of those and a 90% confidence interval.\n")
+    print_table(data, columns, ratios, latency, lambda v: good_quartile(v, latency),
+                lambda values, a, b: quartile_ratio(values, a, b, latency))
 
 
 if __name__ == "__main__":
