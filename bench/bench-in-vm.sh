@@ -37,7 +37,8 @@ for run in $(seq 1 "$runs"); do
 		# Fresh buffers cost the benchmark itself an mmap and a memset per message.
 		launch "${config[$t]}" "$build" "$bench" --mode bw --fresh --min "$min" \
 			--max "$max" --volume-mib $((volume / 4)) | record "$run" "$t" fresh bw
-		launch "${config[$t]}" "$build" "$bench" --mode latency --min 8 --max 4096 --blocks 20 |
+		# shellcheck disable=SC2086 # $latency_args: separate words on purpose
+		launch "${config[$t]}" "$build" "$bench" $latency_args |
 			record "$run" "$t" reused latency
 	done
 	echo "bench: run $run of $runs done"

@@ -8,6 +8,12 @@
 #   ob1-xpmem ob1-xpmem-alone          pml ob1: btl self,vader,xpmem as users run it,
 #                                      and self,xpmem without vader
 #   ob1-vader ob1-vader-cico           vader with CMA, and with copy-in/copy-out
+#
+# mpi_bench's arguments for small-message latency, the same in both scripts:
+# osu_latency's sizes, each timed in 20 blocks whose median counts.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+latency_args="--mode latency --min 8 --max 4096 --blocks 20"
+
 launch() {
 	launch_config=$1 launch_build=$2
 	shift 2

@@ -17,7 +17,7 @@ B=$1 rounds=$2 kind=$3
 case $kind in
 latency)
 	configs="ucx-xpmem ucx-posix ob1-xpmem ob1-xpmem-alone ob1-vader"
-	args="--mode latency --min 8 --max 4096 --blocks 20" ;;
+	args=$latency_args ;;
 fresh)
 	configs="ucx-xpmem ucx-cma ucx-posix ob1-xpmem ob1-vader ob1-vader-cico"
 	args="--mode bw --fresh --min 4096 --max 262144 --volume-mib 8" ;;
