@@ -653,10 +653,16 @@ ucs_config_field_t iface_config_table[] = {
      "Cells in each process's receive FIFO (a power of two); a full FIFO makes\n"
      "senders queue their messages.",
      ucs_offsetof(IfaceConfig, fifo_size), UCS_CONFIG_TYPE_UINT},
-    {"SEG_SIZE", "8320",
+    // UCP starts rendezvous just above the largest active message, so the
+    // cell size is also the single-copy threshold: below 64 KiB copying a
+    // fresh buffer in and out of the FIFO beats mapping it into the receiver
+    // (a fault there, and a TLB shootdown when the sender unmaps it).  Pages
+    // of a cell are only committed once a message that large uses them.
+    {"SEG_SIZE", "65664",
      "Bytes per FIFO cell, 16-byte header included: the largest active message\n"
-     "(the default carries an 8 KiB message with UCP's headers in one cell).\n"
-     "Must be the same in all processes.",
+     "(the default carries a 64 KiB message with UCP's headers in one cell).\n"
+     "UCP sends larger messages by rendezvous, a single copy from the sender's\n"
+     "buffer. Must be the same in all processes.",
      ucs_offsetof(IfaceConfig, seg_size), UCS_CONFIG_TYPE_MEMUNITS},
     {"MAX_AM_SHORT", "2k",
      "Largest inline (am_short) message; UCP packs larger ones into the cell (bcopy).",

@@ -178,27 +178,20 @@ void tag_recv(const Ucp &ucp, void *buf, std::size_t n, ucp_tag_t tag) {
   CHECK(st == UCS_OK, "tag recv %zu: %s", n, ucs_status_string(st));
 }
 
-const std::vector<std::size_t> kSizes = {0,
-                                         1,
-                                         7,
-                                         8,
-                                         63,
-                                         64,
-                                         100,
-                                         1000,
-                                         4095,
-                                         4096,
-                                         8191,
-                                         8192,
-                                         8193,
-                                         16384,
-                                         65536,
-                                         100000,
-                                         262144,
-                                         1 << 20,
-                                         (1 << 20) + 13,
-                                         4 << 20,
-                                         (4 << 20) - 1,
+// Sizes on both sides of each protocol switch: inline, one cell, several
+// cells, and rendezvous past the default 64 KiB cell.
+const std::vector<std::size_t> kSizes = {0,       1,
+                                         7,       8,
+                                         63,      64,
+                                         100,     1000,
+                                         4095,    4096,
+                                         8191,    8192,
+                                         8193,    16384,
+                                         65536,   65640,
+                                         65648,   65649,
+                                         100000,  262144,
+                                         1 << 20, (1 << 20) + 13,
+                                         4 << 20, (4 << 20) - 1,
                                          16 << 20};
 
 // ------------------------------------------------------------ tests
