@@ -3,7 +3,10 @@
 #   latency: ping-pong, 8 B .. 4 KiB, for UCX xpmem and posix, btl xpmem
 #            (self,vader,xpmem as users run it, and self,xpmem alone) and vader;
 #   fresh:   bandwidth with a fresh buffer per message, 4 KiB .. 256 KiB, for
-#            UCX xpmem, cma,posix and posix, btl xpmem, vader CMA and CICO.
+#            UCX xpmem, cma,posix and posix, btl xpmem, vader CMA and CICO;
+#   ceiling: bandwidth with reused buffers, 1 .. 16 MiB, for btl xpmem and UCX
+#            xpmem, each size followed in the same job by the receiver's plain
+#            memcpy of it (reported as configuration CONFIG-memcpy).
 # All configurations run in turn, ROUNDS times, each round in its own order
 # (a shuffle seeded by the round number) and every job after a pause, so that
 # neither drift in the emulated machine nor the job that ran just before
@@ -21,8 +24,11 @@ latency)
 fresh)
 	configs="ucx-xpmem ucx-cma ucx-posix ob1-xpmem ob1-vader ob1-vader-cico"
 	args="--mode bw --fresh --min 4096 --max 262144 --volume-mib 8" ;;
+ceiling)
+	configs="ob1-xpmem ucx-xpmem"
+	args="--mode bw --ceiling --min 1048576 --max 16777216 --volume-mib 32" ;;
 *)
-	echo "rounds-in-vm: KIND is latency or fresh" >&2
+	echo "rounds-in-vm: KIND is latency, fresh or ceiling" >&2
 	exit 2 ;;
 esac
 # The configurations in round $1's order.
@@ -33,7 +39,8 @@ shuffled() {
 run() {
 	sleep 1
 	# shellcheck disable=SC2086 # args: separate words on purpose
-	launch "$1" "$B" "$B/bench/mpi_bench" $args | grep -v '^#' | sed "s/^/$2 $1 /"
+	launch "$1" "$B" "$B/bench/mpi_bench" $args | grep -v '^#' |
+		sed "s/^memcpy /$2 $1-memcpy /; t; s/^/$2 $1 /"
 }
 for round in $(seq 1 "$rounds"); do
 	for config in $(shuffled "$round"); do

@@ -14,7 +14,7 @@ job runs at one of two speeds, about 2x apart, for reasons outside the guest;
 medians then depend on how many of a configuration's jobs drew the slow one,
 while the good quartile compares jobs that ran undisturbed.
 
-usage: rounds.py latency|fresh RESULTS.txt [RESULTS.txt ...]
+usage: rounds.py latency|fresh|ceiling RESULTS.txt [RESULTS.txt ...]
 """
 import collections
 import random
@@ -36,10 +36,18 @@ TABLES = {
                ("vader CMA", "ob1-vader"), ("vader CICO", "ob1-vader-cico")],
               [("UCX xpmem/cma,posix", "ucx-xpmem", "ucx-cma"),
                ("btl xpmem/vader CMA", "ob1-xpmem", "ob1-vader")]),
+    "ceiling": ("MB/s, reused buffers, each beside the receiver's memcpy of the same "
+                "size in the same job",
+                [("btl xpmem", "ob1-xpmem"), ("memcpy (btl job)", "ob1-xpmem-memcpy"),
+                 ("UCX xpmem", "ucx-xpmem"), ("memcpy (UCX job)", "ucx-xpmem-memcpy")],
+                [("btl xpmem/memcpy", "ob1-xpmem", "ob1-xpmem-memcpy"),
+                 ("UCX xpmem/memcpy", "ucx-xpmem", "ucx-xpmem-memcpy")]),
 }
 
 
 def size_label(size):
+    if size >= 1 << 20 and size % (1 << 20) == 0:
+        return f"{size >> 20} MiB"
     if size >= 1024 and size % 1024 == 0:
         return f"{size // 1024} KiB"
     return f"{size} B"
