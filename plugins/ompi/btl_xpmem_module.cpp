@@ -132,16 +132,6 @@ void *tx_reserve(mca_btl_base_endpoint_t *ep, std::size_t size) {
   return ep->tx.reserve(size);
 }
 
-// From a few KiB the copy engine's vector loop beats glibc's `rep movsb`
-// (see copy_engine.hpp), with ordinary stores since the peer reads the ring
-// soon.  Below, an inline memcpy keeps latency low.
-inline void copy_to_ring(void *dst, const void *src, std::size_t n) {
-  if (n >= xpmem_core::CopyEngine::kVectorLoopMin)
-    xpmem_core::CopyEngine::copy_temporal(dst, src, n);
-  else
-    std::memcpy(dst, src, n);
-}
-
 bool ring_write(mca_btl_base_endpoint_t *ep, const mca_btl_base_segment_t *segs, std::size_t count,
                 mca_btl_base_tag_t tag) {
   std::size_t total = 0;
@@ -151,7 +141,7 @@ bool ring_write(mca_btl_base_endpoint_t *ep, const mca_btl_base_segment_t *segs,
   if (!dst)
     return false;
   for (std::size_t i = 0; i < count; i++) {
-    copy_to_ring(dst, segs[i].seg_addr.pval, segs[i].seg_len);
+    std::memcpy(dst, segs[i].seg_addr.pval, segs[i].seg_len);
     dst += segs[i].seg_len;
   }
   ep->tx.commit(total, tag);
@@ -201,7 +191,7 @@ int module_sendi(mca_btl_base_module_t *, mca_btl_base_endpoint_t *ep, opal_conv
     // convertor is not advanced; ob1 discards it once sendi succeeds.
     void *data = nullptr;
     opal_convertor_get_current_pointer(convertor, &data);
-    copy_to_ring(dst + header_size, data, payload_size);
+    std::memcpy(dst + header_size, data, payload_size);
   } else if (payload_size) {
     iovec iov{dst + header_size, payload_size};
     uint32_t iov_count = 1;
