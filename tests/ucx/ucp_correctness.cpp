@@ -178,8 +178,9 @@ void tag_recv(const Ucp &ucp, void *buf, std::size_t n, ucp_tag_t tag) {
   CHECK(st == UCS_OK, "tag recv %zu: %s", n, ucs_status_string(st));
 }
 
-// Sizes on both sides of each protocol switch: inline, one cell, several
-// cells, and rendezvous past the default 64 KiB cell.
+// Sizes on both sides of each protocol switch: inline (up to 2 KiB), one
+// FIFO cell (64 KiB by default; 8 KiB with UCX_XPMEM_SEG_SIZE=8320) and
+// rendezvous past it.
 const std::vector<std::size_t> kSizes = {0,       1,
                                          7,       8,
                                          63,      64,
