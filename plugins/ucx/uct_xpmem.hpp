@@ -32,10 +32,12 @@ struct MdConfig {
   std::size_t cache_max_bytes;
   unsigned long cache_max_entries;
   std::size_t attach_align;
+  int rndv_rkey_ptr;
 };
 
 struct Md {
   uct_md_t super;
+  bool rndv_rkey_ptr; // advertise UCT_MD_FLAG_RKEY_PTR to UCP
 };
 
 // The packed rkey: which exported segment, and the registered range in it.

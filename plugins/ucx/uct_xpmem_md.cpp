@@ -164,8 +164,12 @@ void md_close(uct_md_h md) {
   delete ucs_derived_of(md, Md);
 }
 
-ucs_status_t md_query(uct_md_h, uct_md_attr_t *attr) {
-  attr->cap.flags = UCT_MD_FLAG_REG | UCT_MD_FLAG_NEED_RKEY | UCT_MD_FLAG_RKEY_PTR;
+ucs_status_t md_query(uct_md_h tl_md, uct_md_attr_t *attr) {
+  // uct_rkey_ptr() (and so ucp_rkey_ptr()) works whatever the flag says; the
+  // flag only decides whether UCP's rendezvous copies through it.
+  attr->cap.flags = UCT_MD_FLAG_REG | UCT_MD_FLAG_NEED_RKEY;
+  if (ucs_derived_of(tl_md, Md)->rndv_rkey_ptr)
+    attr->cap.flags |= UCT_MD_FLAG_RKEY_PTR;
   attr->cap.reg_mem_types = UCS_BIT(UCS_MEMORY_TYPE_HOST);
   attr->cap.access_mem_types = UCS_BIT(UCS_MEMORY_TYPE_HOST);
   attr->cap.alloc_mem_types = 0;
@@ -243,6 +247,7 @@ ucs_status_t md_open(uct_component_t *, const char *, const uct_md_config_t *uct
   auto *md = new (std::nothrow) Md;
   if (!md)
     return UCS_ERR_NO_MEMORY;
+  md->rndv_rkey_ptr = config->rndv_rkey_ptr != 0;
   md->super.ops = &md_ops;
   md->super.component = &component;
   *md_p = &md->super;
@@ -273,6 +278,13 @@ ucs_config_field_t md_config_table[] = {
      "Attachments cover the requested range rounded out to this power of two, so\n"
      "neighbouring buffers share one attachment.",
      ucs_offsetof(MdConfig, attach_align), UCS_CONFIG_TYPE_MEMUNITS},
+    {"RNDV_RKEY_PTR", "n",
+     "Advertise rkey_ptr to UCP, so that its rendezvous copies large messages\n"
+     "itself (memcpy in its progress loop) from the mapped peer buffer.  By default\n"
+     "the rendezvous asks this transport's get_zcopy, which makes the same single\n"
+     "copy with the copy engine shared with the Open MPI plugin (non-temporal\n"
+     "stores past the last-level cache).  ucp_rkey_ptr() works either way.",
+     ucs_offsetof(MdConfig, rndv_rkey_ptr), UCS_CONFIG_TYPE_BOOL},
     {nullptr, nullptr, nullptr, 0, {}},
 };
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The UCX suite, run inside the VM.  With the module loaded (--expect-xpmem):
 # ucx_info lists the transport; our UCP program passes with UCX_TLS=xpmem and
-# xpmem,cma; ucx_perftest's UCP and UCT tests run 8 B .. 16 MiB between two
+# xpmem,cma, and with UCP's rendezvous through rkey_ptr; ucx_perftest's UCP and UCT tests run 8 B .. 16 MiB between two
 # processes; and each step grew the module's fault counter (data really went
 # through attachments).  Without it (--expect-no-xpmem): the transport is
 # absent and the program passes on UCX's other transports.
@@ -53,9 +53,20 @@ case "$mode" in
 	grep -q "^UCX_XPMEM_FIFO_SIZE=" <<<"$config" || fail "ucx_info -c does not list UCX_XPMEM_*"
 	echo "ok: ucx_info lists transport xpmem and its configuration"
 
+	# UCP's rendezvous copies through our get_zcopy by default, and through
+	# rkey_ptr (UCP's own memcpy) when the md advertises it.
+	# (ucx_info -d prints each memory domain's block from its heading on.)
+	xpmem_md() { awk '/^# Memory domain:/ {md = $4} md == "xpmem"'; }
+	md=$(xpmem_md <<<"$devices")
+	rkey_ptr_md=$(UCX_XPMEM_RNDV_RKEY_PTR=y ucx_info -d | xpmem_md)
+	grep -q "rkey_ptr is supported" <<<"$md" && fail "the xpmem md advertises rkey_ptr by default"
+	grep -q "rkey_ptr is supported" <<<"$rkey_ptr_md" ||
+		fail "UCX_XPMEM_RNDV_RKEY_PTR=y does not advertise rkey_ptr"
 	for tls in xpmem xpmem,cma; do
-		through_xpmem "ucp_correctness UCX_TLS=$tls" env UCX_TLS=$tls "$program"
+		through_xpmem "ucp_correctness UCX_TLS=$tls" env UCX_TLS=$tls "$program" --expect-rkey-ptr
 	done
+	through_xpmem "ucp_correctness UCX_TLS=xpmem UCX_XPMEM_RNDV_RKEY_PTR=y" \
+		env UCX_TLS=xpmem UCX_XPMEM_RNDV_RKEY_PTR=y "$program" --expect-rkey-ptr
 
 	for tls in xpmem xpmem,cma; do
 		export UCX_TLS=$tls

@@ -4,7 +4,9 @@
 //   - tag send/recv, 0 B .. 16 MiB, both directions, blocking and 64 deep;
 //   - the stale-cache trap: munmap+mmap at the same address, free+malloc,
 //     realloc, each time with new contents;
-//   - RMA put/get and 32/64-bit atomics on a peer's mapped memory;
+//   - RMA put/get and 32/64-bit atomics on a peer's mapped memory, and
+//     loads and stores through ucp_rkey_ptr() (required to work with
+//     --expect-rkey-ptr, checked whenever it does);
 //   - rank 1 exits; rank 0 releases what it held of it and goes on with rank 2.
 // Prints "ucp_correctness: N failures" and exits non-zero on any failure.
 #include <sys/mman.h>
@@ -24,6 +26,7 @@ namespace {
 
 int failures = 0;
 int my_rank = 0;
+bool expect_rkey_ptr = false; // --expect-rkey-ptr: the peer's memory must be directly mappable
 
 #define CHECK(cond, ...)                                                                           \
   do {                                                                                             \
@@ -330,7 +333,12 @@ void rma_target(const Ucp &ucp, int fd, Window &win) {
   CHECK(matches(static_cast<char *>(win.base) + 4096, (2 << 20) + 13, 77), "put data wrong");
   fill(static_cast<char *>(win.base) + (4 << 20), 3 << 20, 78);
   sync_with(fd); // initiator gets it now
-  sync_with(fd); // atomics done
+  sync_with(fd); // atomics and stores through rkey_ptr done
+  bool stored_through_ptr = false;
+  read_all(fd, &stored_through_ptr, sizeof stored_through_ptr);
+  if (stored_through_ptr)
+    CHECK(matches(static_cast<char *>(win.base) + (6 << 20), 4099, 80),
+          "store through ucp_rkey_ptr not seen");
   auto *words = static_cast<std::uint64_t *>(win.base);
   CHECK(words[0] == 1000 * 3, "atomic add64 total %llu", static_cast<unsigned long long>(words[0]));
   CHECK(words[1] == 0xfeedULL, "cswap64 result %llx", static_cast<unsigned long long>(words[1]));
@@ -373,6 +381,17 @@ void rma_initiator(const Ucp &ucp, ucp_ep_h ep, int fd, ucp_rkey_h *rkey_out) {
         "small get failed");
   CHECK(std::memcmp(small, small_back, sizeof small) == 0, "small put/get round trip wrong");
 
+  // Direct access: what ucp_rkey_ptr() maps is the peer's memory itself.
+  void *mapped = nullptr;
+  const ucs_status_t ptr_status = ucp_rkey_ptr(rkey, base + (4 << 20), &mapped);
+  CHECK(ptr_status == UCS_OK || !expect_rkey_ptr, "ucp_rkey_ptr: %s",
+        ucs_status_string(ptr_status));
+  const bool stored_through_ptr = ptr_status == UCS_OK;
+  if (stored_through_ptr) {
+    CHECK(matches(mapped, 3 << 20, 78), "load through ucp_rkey_ptr wrong");
+    fill(static_cast<char *>(mapped) + (2 << 20), 4099, 80); // the target's offset 6 MiB
+  }
+
   // Atomics: 3 x 1000 adds of 1, a fetch-add, compare-and-swap, 32-bit adds.
   ucp_request_param_t ap{};
   ap.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
@@ -406,6 +425,7 @@ void rma_initiator(const Ucp &ucp, ucp_ep_h ep, int fd, ucp_rkey_h *rkey_out) {
     ucp.wait(ucp_atomic_op_nbx(ep, UCP_ATOMIC_OP_ADD, &seven, 1, base + 16, rkey, &ap32));
   flush();
   sync_with(fd);
+  write_all(fd, &stored_through_ptr, sizeof stored_through_ptr);
   sync_with(fd);
   *rkey_out = rkey;
 }
@@ -467,7 +487,15 @@ int rank0(int fd1, int fd2, pid_t pid1) {
 
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--expect-rkey-ptr") == 0) {
+      expect_rkey_ptr = true;
+    } else {
+      std::fprintf(stderr, "usage: ucp_correctness [--expect-rkey-ptr]\n");
+      return 2;
+    }
+  }
   int s1[2], s2[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, s1) || socketpair(AF_UNIX, SOCK_STREAM, 0, s2))
     die("socketpair");
