@@ -3,8 +3,9 @@
 # ucx_info lists the transport; our UCP program passes with UCX_TLS=xpmem and
 # xpmem,cma, and with UCP's rendezvous through rkey_ptr; ucx_perftest's UCP and
 # UCT tests run 8 B .. 16 MiB between two processes; and each step grew the
-# module's fault counter (data really went through attachments).  Without it (--expect-no-xpmem): the transport is
-# absent and the program passes on UCX's other transports.
+# module's fault counter (data really went through attachments).  Without it
+# (--expect-no-xpmem): the transport is absent and the program passes on UCX's
+# other transports.
 #   run-ucx.sh --expect-xpmem|--expect-no-xpmem MODULE_SO UCP_PROGRAM
 set -euo pipefail
 mode=$1 module=$2 program=$3
