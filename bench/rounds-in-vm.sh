@@ -6,7 +6,12 @@
 #            UCX xpmem, cma,posix and posix, btl xpmem, vader CMA and CICO;
 #   ceiling: bandwidth with reused buffers, 1 .. 16 MiB, for btl xpmem and UCX
 #            xpmem, each size followed in the same job by the receiver's plain
-#            memcpy of it (reported as configuration CONFIG-memcpy).
+#            memcpy of it (reported as configuration CONFIG-memcpy);
+#   rndv:    fresh buffers, 128 .. 512 KiB, UCX xpmem with UCP's rendezvous
+#            through get_zcopy (default), through rkey_ptr, and through rkey_ptr
+#            with glibc's memcpy kept off rep movsb, against cma,posix;
+#   cells:   fresh buffers, 4 .. 128 KiB, UCX xpmem with 64 KiB (default) and
+#            8 KiB FIFO cells, against cma,posix.
 # All configurations run in turn, ROUNDS times, each round in its own order
 # (a shuffle seeded by the round number) and every job after a pause, so that
 # neither drift in the emulated machine nor the job that ran just before
@@ -27,8 +32,14 @@ fresh)
 ceiling)
 	configs="ob1-xpmem ucx-xpmem"
 	args="--mode bw --ceiling --min 1048576 --max 16777216 --volume-mib 32" ;;
+rndv)
+	configs="ucx-xpmem ucx-xpmem-rkey-ptr ucx-xpmem-rkey-ptr-no-movsb ucx-cma"
+	args="--mode bw --fresh --min 131072 --max 524288 --volume-mib 8" ;;
+cells)
+	configs="ucx-xpmem ucx-xpmem-8k ucx-cma"
+	args="--mode bw --fresh --min 4096 --max 131072 --volume-mib 8" ;;
 *)
-	echo "rounds-in-vm: KIND is latency, fresh or ceiling" >&2
+	echo "rounds-in-vm: KIND is latency, fresh, ceiling, rndv or cells" >&2
 	exit 2 ;;
 esac
 # The configurations in round $1's order.

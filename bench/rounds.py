@@ -14,7 +14,7 @@ job runs at one of two speeds, about 2x apart, for reasons outside the guest;
 medians then depend on how many of a configuration's jobs drew the slow one,
 while the good quartile compares jobs that ran undisturbed.
 
-usage: rounds.py latency|fresh|ceiling RESULTS.txt [RESULTS.txt ...]
+usage: rounds.py latency|fresh|ceiling|rndv|cells RESULTS.txt [RESULTS.txt ...]
 """
 import collections
 import random
@@ -42,6 +42,18 @@ TABLES = {
                  ("UCX xpmem", "ucx-xpmem"), ("memcpy (UCX job)", "ucx-xpmem-memcpy")],
                 [("btl xpmem/memcpy", "ob1-xpmem", "ob1-xpmem-memcpy"),
                  ("UCX xpmem/memcpy", "ucx-xpmem", "ucx-xpmem-memcpy")]),
+    "rndv": ("MB/s, a fresh buffer for every message",
+             [("UCX xpmem (get_zcopy)", "ucx-xpmem"), ("rkey_ptr", "ucx-xpmem-rkey-ptr"),
+              ("rkey_ptr, no rep movsb", "ucx-xpmem-rkey-ptr-no-movsb"),
+              ("UCX cma,posix", "ucx-cma")],
+             [("get_zcopy/cma,posix", "ucx-xpmem", "ucx-cma"),
+              ("rkey_ptr/cma,posix", "ucx-xpmem-rkey-ptr", "ucx-cma"),
+              ("rkey_ptr no rep movsb/cma,posix", "ucx-xpmem-rkey-ptr-no-movsb", "ucx-cma")]),
+    "cells": ("MB/s, a fresh buffer for every message",
+              [("UCX xpmem (64 KiB cells)", "ucx-xpmem"), ("8 KiB cells", "ucx-xpmem-8k"),
+               ("UCX cma,posix", "ucx-cma")],
+              [("64 KiB cells/cma,posix", "ucx-xpmem", "ucx-cma"),
+               ("8 KiB cells/cma,posix", "ucx-xpmem-8k", "ucx-cma")]),
 }
 
 
