@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Every kernel-API difference the module depends on lives here, so the
- * rest of the code is written against one set of helpers.
+ * rest of the code is written against one set of helpers.  Each #if names
+ * the release that made it necessary.
  */
 #ifndef _XPMEM_COMPAT_H
 #define _XPMEM_COMPAT_H
@@ -38,19 +39,47 @@ static inline void xpmem_vma_flags_clear(struct vm_area_struct *vma,
 #endif
 
 /*
- * Drop whatever lock the fault handler was entered with before returning
- * VM_FAULT_RETRY.  Up to 6.7 a ->fault of a VMA without ->map_pages always
- * runs under mmap_lock; later kernels may use the per-VMA lock.
+ * Which lock a fault handler was entered with.  Per-VMA-lock faults came
+ * in 6.4 (FAULT_FLAG_VMA_LOCK), for anonymous VMAs only; 6.6 added
+ * release_fault_lock() and from 6.7 shared and file VMAs may fault under
+ * the VMA lock too, but ->fault and ->pfn_mkwrite only where the VMA has
+ * ->map_pages (vmf_can_call_fault()), which ours has not.  So ours run
+ * under mmap_lock on every kernel so far; the fault path depends on that
+ * (it walks the exporter's mm when that is its own), so should a kernel
+ * ever call it under the VMA lock, it is sent back for mmap_lock.
  */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 4, 0)
 static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 {
 	mmap_read_unlock(vmf->vma->vm_mm);
 }
+
+static inline vm_fault_t xpmem_fault_check_lock(struct vm_fault *vmf)
+{
+	return 0;
+}
 #else
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+static inline void release_fault_lock(struct vm_fault *vmf)
+{
+	if (vmf->flags & FAULT_FLAG_VMA_LOCK)
+		vma_end_read(vmf->vma);
+	else
+		mmap_read_unlock(vmf->vma->vm_mm);
+}
+#endif
+
 static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 {
 	release_fault_lock(vmf);
+}
+
+static inline vm_fault_t xpmem_fault_check_lock(struct vm_fault *vmf)
+{
+	if (!(vmf->flags & FAULT_FLAG_VMA_LOCK))
+		return 0;
+	release_fault_lock(vmf);
+	return VM_FAULT_RETRY;
 }
 #endif
 

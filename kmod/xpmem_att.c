@@ -8,10 +8,29 @@
  * attachment lives exactly as long as some VMA maps it.  Faults look up the
  * exporter's pages with hmm_range_fault() under an mmu_interval_notifier
  * that covers the attached range; when the exporter's mapping changes, the
- * notifier zaps our PTEs with unmap_mapping_range() on the attachment's own
- * address_space, which is safe without the attacher's mmap_lock.  No page is
- * pinned: a mapped page stays valid only until the exporter's next
- * invalidation of it, which removes it from every attacher first.
+ * notifier has our PTEs zapped with unmap_mapping_range() on the
+ * attachment's own address_space, which is safe without the attacher's
+ * mmap_lock.  No page is pinned: a mapped page stays valid only until the
+ * exporter's next invalidation of it, which removes it from every attacher
+ * first.
+ *
+ * Zapping our PTEs is itself an invalidation of the attacher's mm, so doing
+ * it inside the notifier would nest invalidate_range_start (lockdep reports
+ * that as recursive locking) and, when the attacher's mm is mirrored by an
+ * attachment whose window covers this one (a process attaching its own
+ * attachment, two processes attaching each other's, a chain), recurse
+ * without end.  So the notifier hands the zap to a worker and waits for it.
+ * Nested notifications raised by a worker's zap are skipped: they only ever
+ * cover attachment VMAs, and no attachment can map pages from one
+ * (hmm_range_fault() refuses VM_PFNMAP ranges), so there is nothing to zap.
+ * The recursion depth is therefore one, whatever the graph of windows.
+ *
+ * Writes never get lost: a page is mapped writable only on a write fault,
+ * and it is marked dirty (and accessed) in the exporter's page cache or
+ * anonymous page while the notifier sequence proves that the exporter still
+ * maps it.  Any later cleaning of the page (writeback, MADV_FREE, reclaim)
+ * goes through the exporter's mappings, hence through our notifier, which
+ * removes the writable PTE first.
  */
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -21,16 +40,27 @@
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
+#include <linux/swap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/workqueue.h>
 
 #include "compat.h"
 #include "xpmem_internal.h"
 
 #define XPMEM_FS_MAGIC 0x78706d6d /* "xpmm" */
+/*
+ * Lookups a fault repeats (the exporter kept invalidating) before the
+ * kernel retries it from the start.
+ */
+#define XPMEM_FAULT_ATTEMPTS 4
+/* Trylocks of the exporter's mmap_lock by a fault that cannot be retried. */
+#define XPMEM_NORETRY_LOCK_TRIES 3
 
 static struct vfsmount *xpmem_mnt;
+/* Runs the zaps the notifier asks for; may run in reclaim, so it has a rescuer. */
+static struct workqueue_struct *xpmem_zap_wq;
 
 static int xpmem_fs_init_fs_context(struct fs_context *fc)
 {
@@ -45,13 +75,22 @@ static struct file_system_type xpmem_fs_type = {
 
 int xpmem_att_init(void)
 {
+	xpmem_zap_wq = alloc_workqueue("xpmem_zap", WQ_UNBOUND | WQ_MEM_RECLAIM,
+				       0);
+	if (!xpmem_zap_wq)
+		return -ENOMEM;
 	xpmem_mnt = kern_mount(&xpmem_fs_type);
-	return PTR_ERR_OR_ZERO(xpmem_mnt);
+	if (IS_ERR(xpmem_mnt)) {
+		destroy_workqueue(xpmem_zap_wq);
+		return PTR_ERR(xpmem_mnt);
+	}
+	return 0;
 }
 
 void xpmem_att_exit(void)
 {
 	kern_unmount(xpmem_mnt);
+	destroy_workqueue(xpmem_zap_wq);
 }
 
 /**
@@ -65,8 +104,58 @@ void xpmem_att_kill(struct xpmem_att *att)
 {
 	mutex_lock(&att->lock);
 	att->dead = true;
+	att->mapped_start = att->size;
+	att->mapped_end = 0;
 	mutex_unlock(&att->lock);
 	unmap_mapping_range(att->mapping, 0, att->size, 1);
+}
+
+struct xpmem_zap_request {
+	struct work_struct work;
+	struct completion done;
+	struct address_space *mapping;
+	unsigned long start; /* offset into the attachment */
+	unsigned long len;
+};
+
+static void xpmem_zap_work(struct work_struct *work)
+{
+	struct xpmem_zap_request *req =
+		container_of(work, struct xpmem_zap_request, work);
+
+	unmap_mapping_range(req->mapping, req->start, req->len, 1);
+	complete(&req->done);
+}
+
+/* Called from inside a zap that xpmem_zap_work() is doing. */
+static bool xpmem_in_zap_worker(void)
+{
+	struct work_struct *work = current_work();
+
+	return work && work->func == xpmem_zap_work;
+}
+
+/*
+ * Zap [start, start + len) of the attachment in the attacher's mm from a
+ * worker, so the attacher's invalidation does not nest in the exporter's.
+ * The wait cannot be interrupted: the exporter may free the pages as soon
+ * as the notifier returns.  The worker takes no mmap_lock and never waits
+ * for another zap, so it always finishes.
+ */
+static void xpmem_zap_from_worker(struct xpmem_att *att, unsigned long start,
+				  unsigned long len)
+{
+	struct xpmem_zap_request req = {
+		.mapping = att->mapping,
+		.start = start,
+		.len = len,
+	};
+
+	INIT_WORK_ONSTACK(&req.work, xpmem_zap_work);
+	init_completion(&req.done);
+	queue_work(xpmem_zap_wq, &req.work);
+	wait_for_completion(&req.done);
+	destroy_work_on_stack(&req.work);
 }
 
 static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
@@ -74,15 +163,33 @@ static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
 				 unsigned long cur_seq)
 {
 	struct xpmem_att *att = container_of(mni, struct xpmem_att, notifier);
-	unsigned long start = max(range->start, att->src_start);
-	unsigned long end = min(range->end, att->src_start + att->size);
+	unsigned long start, end;
 
-	/* Zapping takes i_mmap_rwsem; the OOM reaper must skip this mm. */
+	/*
+	 * A worker zapping another attachment's PTEs: this range is an
+	 * attachment VMA of the attacher, which no attachment maps pages of
+	 * (see the top of this file).  Nothing to do, and doing nothing is
+	 * what bounds the recursion.
+	 */
+	if (xpmem_in_zap_worker())
+		return true;
+	/* Zapping waits for a worker; the OOM reaper must skip this mm. */
 	if (!mmu_notifier_range_blockable(range))
 		return false;
 
+	/* The part of the range we map, as offsets into the attachment. */
+	start = max(range->start, att->src_start) - att->src_start;
+	end = min(range->end, att->src_start + att->size) - att->src_start;
+
 	mutex_lock(&att->lock);
 	mmu_interval_set_seq(mni, cur_seq);
+	start = max(start, att->mapped_start);
+	end = min(end, att->mapped_end);
+	if (start < end && start <= att->mapped_start &&
+	    end >= att->mapped_end) {
+		att->mapped_start = att->size;
+		att->mapped_end = 0;
+	}
 	mutex_unlock(&att->lock);
 
 	/*
@@ -91,8 +198,7 @@ static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
 	 * removed here, before the exporter can free or reuse the page.
 	 */
 	if (start < end)
-		unmap_mapping_range(att->mapping, start - att->src_start,
-				    end - start, 1);
+		xpmem_zap_from_worker(att, start, end - start);
 	xpmem_stat_inc(XPMEM_STAT_INVALIDATIONS);
 	return true;
 }
@@ -103,27 +209,41 @@ static const struct mmu_interval_notifier_ops xpmem_att_notifier_ops = {
 
 /*
  * Take the exporter's mmap_lock for reading while the attacher's is held.
- * Two processes faulting on each other's attachments would deadlock on a
- * blocking lock once writers queue on both, so only trylock here; on
- * contention drop our own lock, wait for theirs, and let the fault retry.
+ * Never wait for it: two processes faulting on each other's attachments
+ * while writers queue on both locks would deadlock.  On contention, a
+ * fault that may be retried drops its own lock, waits (killably) for the
+ * exporter's and retries; one that may not (fixup_user_fault() from futex
+ * ops, robust-list cleanup at exit) tries a few times and then fails, which
+ * its caller reports as -EFAULT.
  *
- * Return: 0 with @src_mm locked, or VM_FAULT_RETRY with no lock held.
+ * Return: 0 with @src_mm locked, or a fault code with it unlocked.
  */
 static vm_fault_t xpmem_lock_exporter(struct vm_fault *vmf,
 				      struct mm_struct *src_mm)
 {
-	if (src_mm == vmf->vma->vm_mm || mmap_read_trylock(src_mm))
-		return 0;
-	if ((vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
-	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
-		xpmem_release_fault_lock(vmf);
-		mmap_read_lock(src_mm);
-		mmap_read_unlock(src_mm);
-		xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
-		return VM_FAULT_RETRY;
+	int tries;
+
+	if (src_mm == vmf->vma->vm_mm)
+		return 0; /* held already: compat.h checks it is mmap_lock */
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
+		for (tries = 0; tries < XPMEM_NORETRY_LOCK_TRIES; tries++) {
+			if (mmap_read_trylock(src_mm))
+				return 0;
+			cond_resched();
+		}
+		xpmem_stat_inc(XPMEM_STAT_FAULT_LOCK_FAILURES);
+		return VM_FAULT_SIGBUS;
 	}
-	mmap_read_lock(src_mm);
-	return 0;
+	if (mmap_read_trylock(src_mm))
+		return 0;
+	xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
+	/* May retry but not drop the lock: the caller comes back later. */
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+	xpmem_release_fault_lock(vmf);
+	if (!mmap_read_lock_killable(src_mm))
+		mmap_read_unlock(src_mm);
+	return VM_FAULT_RETRY;
 }
 
 static void xpmem_unlock_exporter(struct vm_fault *vmf,
@@ -146,12 +266,11 @@ static void xpmem_fault_window(struct vm_fault *vmf, unsigned long *start,
 	*end = min(base + win, vma->vm_end);
 }
 
-static unsigned long xpmem_src_addr(const struct xpmem_att *att,
-				    const struct vm_area_struct *vma,
-				    unsigned long addr)
+/* Offset into the attachment (and its file) of @addr in @vma. */
+static unsigned long xpmem_att_offset(const struct vm_area_struct *vma,
+				      unsigned long addr)
 {
-	return att->src_start + ((vma->vm_pgoff << PAGE_SHIFT) +
-				 (addr - vma->vm_start));
+	return (vma->vm_pgoff << PAGE_SHIFT) + (addr - vma->vm_start);
 }
 
 static vm_fault_t xpmem_hmm_error(int err)
@@ -166,20 +285,29 @@ static vm_fault_t xpmem_hmm_error(int err)
 	}
 }
 
+static int xpmem_pte_noop(pte_t *pte, unsigned long addr, void *data)
+{
+	return 0;
+}
+
 /*
  * Install the snapshot in @pfns.  Called with att->lock held and the
- * snapshot known to be current.  A page is mapped writable only where the
- * exporter's own PTE is writable, so read-only, COW-shared and zero pages
- * are never written through an attachment; a later write to such a PTE
- * goes through xpmem_pfn_mkwrite().
+ * snapshot known to be current, so every page is still mapped by the
+ * exporter.  A page is mapped writable only on a write fault and only where
+ * the exporter's own PTE is writable (never a read-only, COW-shared or zero
+ * page); such a page is marked dirty before the PTE appears, so no write
+ * through it can be lost to reclaim or MADV_FREE.  A later write to a
+ * read-only PTE goes through xpmem_pfn_mkwrite().
  */
 static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 				const unsigned long *pfns, unsigned long start,
 				unsigned long npages)
 {
 	struct vm_area_struct *vma = vmf->vma;
+	bool may_write = att->writable && (vmf->flags & FAULT_FLAG_WRITE);
 	pgprot_t prot_ro = vma->vm_page_prot;
 	pgprot_t prot_rw = vm_get_page_prot(vma->vm_flags);
+	unsigned long lo = ULONG_MAX, hi = 0;
 	vm_fault_t ret = VM_FAULT_NOPAGE;
 	unsigned long i, installed = 0;
 
@@ -187,14 +315,18 @@ static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 		unsigned long addr = start + (i << PAGE_SHIFT);
 		unsigned long hpfn = pfns[i];
 		bool fault_page = addr == (vmf->address & PAGE_MASK);
+		bool writable = may_write && (hpfn & HMM_PFN_WRITE);
+		struct folio *folio;
 		vm_fault_t r;
 
 		if (!(hpfn & HMM_PFN_VALID))
 			continue;
+		folio = page_folio(hmm_pfn_to_page(hpfn));
+		if (writable)
+			folio_mark_dirty(folio);
 		r = vmf_insert_pfn_prot(vma, addr,
 					page_to_pfn(hmm_pfn_to_page(hpfn)),
-					(hpfn & HMM_PFN_WRITE) && att->writable ?
-						prot_rw : prot_ro);
+					writable ? prot_rw : prot_ro);
 		if (r & VM_FAULT_ERROR) {
 			if (fault_page)
 				ret = r;
@@ -202,7 +334,16 @@ static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 				break;
 			continue;
 		}
+		folio_mark_accessed(folio);
+		lo = min(lo, addr);
+		hi = addr + PAGE_SIZE;
 		installed++;
+	}
+	if (installed) {
+		att->mapped_start = min(att->mapped_start,
+					xpmem_att_offset(vma, lo));
+		att->mapped_end = max(att->mapped_end,
+				      xpmem_att_offset(vma, hi));
 	}
 	xpmem_stat_add(XPMEM_STAT_PTES_INSTALLED, installed);
 	return ret;
@@ -215,12 +356,15 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 	struct mm_struct *src_mm = att->permit->seg->mm;
 	unsigned long start, end, npages, fault_idx;
 	struct hmm_range range = {};
-	unsigned int noreclaim;
+	unsigned int noreclaim, attempts = 0;
 	unsigned long *pfns;
 	vm_fault_t ret;
 	int err;
 
 	xpmem_stat_inc(XPMEM_STAT_FAULTS);
+	ret = xpmem_fault_check_lock(vmf);
+	if (ret)
+		return ret;
 	if (READ_ONCE(att->dead) || !mmget_not_zero(src_mm))
 		return VM_FAULT_SIGBUS;
 
@@ -232,16 +376,40 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 		ret = VM_FAULT_OOM;
 		goto out_mmput;
 	}
+	/*
+	 * Page tables are allocated here, charged to the attacher's memory
+	 * cgroup, rather than by vmf_insert_pfn_prot() under att->lock, where
+	 * reclaim could call our own notifier.  The attacher's mmap_lock
+	 * keeps them until we install.
+	 */
+	err = apply_to_page_range(vma->vm_mm, start, end - start,
+				  xpmem_pte_noop, NULL);
+	if (err) {
+		ret = xpmem_hmm_error(err);
+		goto out_free;
+	}
 
 	range.notifier = &att->notifier;
-	range.start = xpmem_src_addr(att, vma, start);
+	range.start = att->src_start + xpmem_att_offset(vma, start);
 	range.end = range.start + (end - start);
 	range.hmm_pfns = pfns;
 	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
 
 again:
+	/*
+	 * An exporter that keeps invalidating must not hold us here: die on
+	 * a fatal signal, and after a few tries let the kernel retry the
+	 * whole fault, which handles every pending signal.
+	 */
 	if (fatal_signal_pending(current)) {
 		ret = VM_FAULT_NOPAGE;
+		goto out_free;
+	}
+	if (attempts++ >= XPMEM_FAULT_ATTEMPTS &&
+	    (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
+	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
+		xpmem_release_fault_lock(vmf);
+		ret = VM_FAULT_RETRY;
 		goto out_free;
 	}
 	/* Neighbours are mapped only if present; the faulting page is made so. */
@@ -263,7 +431,10 @@ again:
 		goto out_free;
 	}
 
-	/* No reclaim while holding att->lock: reclaim may call our notifier. */
+	/*
+	 * The page tables exist, so nothing below allocates; should a future
+	 * kernel allocate anyway, it must not reclaim into our notifier.
+	 */
 	noreclaim = memalloc_noreclaim_save();
 	mutex_lock(&att->lock);
 	if (att->dead) {
@@ -288,14 +459,21 @@ out_mmput:
 }
 
 /*
- * A write hit a PTE we installed read-only (the exporter's page was
- * read-only, shared copy-on-write or the zero page).  Drop the PTE and let
- * the access fault again as a write, which asks the exporter's mm for a
- * writable page or fails if there is none.
+ * A write hit a PTE we installed read-only (on a read fault, or because the
+ * exporter's page was read-only, shared copy-on-write or the zero page).
+ * Drop the PTE and let the access fault again as a write, which asks the
+ * exporter's mm for a writable page, marks it dirty, or fails.
  */
 static vm_fault_t xpmem_pfn_mkwrite(struct vm_fault *vmf)
 {
-	zap_vma_ptes(vmf->vma, vmf->address & PAGE_MASK, PAGE_SIZE);
+	struct xpmem_att *att = vmf->vma->vm_file->private_data;
+	vm_fault_t ret = xpmem_fault_check_lock(vmf);
+
+	if (ret)
+		return ret;
+	unmap_mapping_range(att->mapping,
+			    xpmem_att_offset(vmf->vma, vmf->address & PAGE_MASK),
+			    PAGE_SIZE, 1);
 	return VM_FAULT_NOPAGE;
 }
 
@@ -367,6 +545,7 @@ static struct file *xpmem_att_create(struct xpmem_permit *permit,
 	att->permit = permit;
 	att->src_start = seg->vaddr + offset;
 	att->size = size;
+	att->mapped_start = size; /* nothing mapped yet */
 	att->writable = permit->writable;
 
 	ret = -ENODEV;

@@ -15,9 +15,12 @@
  *   proc->lock -> seg->lock -> permit->lock -> att->lock -> i_mmap_rwsem
  *   xpmem_ids_lock (spinlock) nests inside any of the mutexes and never
  *   encloses anything that sleeps.
- *   In a fault: attacher mmap_lock -> exporter mmap_lock (trylock, or
- *   dropped and retried) ; the exporter mmap_lock is released before
- *   att->lock is taken.
+ *   In a fault: attacher mmap_lock -> exporter mmap_lock (trylock only;
+ *   on contention the attacher's is dropped first) ; the exporter's
+ *   mmap_lock is released before att->lock is taken.
+ *   The notifier takes att->lock alone and waits, with no lock held, for
+ *   a worker that takes the attachment's i_mmap_rwsem and the attacher's
+ *   page-table locks, never an mmap_lock.
  */
 #ifndef _XPMEM_INTERNAL_H
 #define _XPMEM_INTERNAL_H
@@ -33,6 +36,7 @@
 
 struct xpmem_proc {
 	struct mm_struct *mm; /* grabbed; the registering address space */
+	struct pid *tgid; /* referenced; the registering process */
 	struct mutex lock; /* protects segs and permits */
 	struct list_head segs;
 	struct list_head permits;
@@ -83,6 +87,9 @@ struct xpmem_att {
 	struct address_space *mapping; /* of this attachment's inode */
 	unsigned long src_start; /* exporter address of page 0 */
 	unsigned long size;
+	/* Under lock: offsets that may have PTEs, empty when start >= end. */
+	unsigned long mapped_start;
+	unsigned long mapped_end;
 	bool writable;
 	bool dead; /* under lock: segment removed, permit released */
 	struct list_head permit_link; /* in permit->atts */
@@ -119,6 +126,7 @@ enum xpmem_stat {
 	XPMEM_STAT_PTES_INSTALLED,
 	XPMEM_STAT_INVALIDATIONS,
 	XPMEM_STAT_FAULT_RETRIES,
+	XPMEM_STAT_FAULT_LOCK_FAILURES,
 	XPMEM_NR_STATS
 };
 

@@ -7,6 +7,7 @@
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/pid.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
@@ -35,8 +36,25 @@ static int xpmem_open(struct inode *inode, struct file *file)
 	INIT_LIST_HEAD(&proc->permits);
 	mmgrab(current->mm);
 	proc->mm = current->mm;
+	proc->tgid = get_pid(task_tgid(current));
 	file->private_data = proc;
 	xpmem_stat_inc(XPMEM_STAT_PROCS);
+	return 0;
+}
+
+/*
+ * close() of any descriptor of the file, or the exit of a process holding
+ * one.  When the process that opened the device closes it or exits,
+ * everything it made goes, even if a forked child still holds a copy of
+ * the descriptor: what README promises, and what the exporter expects when
+ * it closes the device to revoke its segments.
+ */
+static int xpmem_flush(struct file *file, fl_owner_t id)
+{
+	struct xpmem_proc *proc = file->private_data;
+
+	if (task_tgid(current) == proc->tgid)
+		xpmem_proc_teardown(proc);
 	return 0;
 }
 
@@ -50,6 +68,7 @@ static int xpmem_release_file(struct inode *inode, struct file *file)
 	struct xpmem_proc *proc = file->private_data;
 
 	xpmem_proc_teardown(proc);
+	put_pid(proc->tgid);
 	mmdrop(proc->mm);
 	kfree(proc);
 	xpmem_stat_dec(XPMEM_STAT_PROCS);
@@ -89,6 +108,7 @@ static long xpmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 static const struct file_operations xpmem_fops = {
 	.owner = THIS_MODULE,
 	.open = xpmem_open,
+	.flush = xpmem_flush,
 	.release = xpmem_release_file,
 	.unlocked_ioctl = xpmem_ioctl,
 	.llseek = noop_llseek,

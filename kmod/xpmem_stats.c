@@ -22,6 +22,7 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_PTES_INSTALLED] = "ptes_installed",
 	[XPMEM_STAT_INVALIDATIONS] = "invalidations",
 	[XPMEM_STAT_FAULT_RETRIES] = "fault_retries",
+	[XPMEM_STAT_FAULT_LOCK_FAILURES] = "fault_lock_failures",
 };
 
 void xpmem_stat_add(enum xpmem_stat stat, long delta)

@@ -96,9 +96,10 @@ private:
     }
   }
 
-  // The child keeps the inherited descriptor number open until it is
-  // replaced (closing it here is not async-signal-safe with the lock);
-  // forget() closes it once the module confirms it is not ours.
+  // In a forked child: close the inherited descriptor at once (close() is
+  // async-signal-safe) and forget it, so the child opens its own device on
+  // first use; the module refuses calls through a file another process
+  // opened, and the parent's segments must not live on in the child.
   static void on_fork_child();
 
   std::atomic<int> fd_{-1};
