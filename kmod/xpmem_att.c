@@ -19,7 +19,7 @@
  * that as recursive locking) and, when the attacher's mm is mirrored by an
  * attachment whose window covers this one (a process attaching its own
  * attachment, two processes attaching each other's, a chain), recurse
- * without end.  So the notifier hands the zap to a worker and waits for it.
+ * without end.  So every zap runs in a worker, which the caller waits for.
  * Nested notifications raised by a worker's zap are skipped: they only ever
  * cover attachment VMAs, and no attachment can map pages from one
  * (hmm_range_fault() refuses VM_PFNMAP ranges), so there is nothing to zap.
@@ -93,23 +93,6 @@ void xpmem_att_exit(void)
 	destroy_workqueue(xpmem_zap_wq);
 }
 
-/**
- * xpmem_att_kill() - make an attachment fault SIGBUS from now on.
- * @att: the attachment; its permit's lock is held by the caller.
- *
- * Marks it dead under att->lock, so no fault can install a PTE afterwards,
- * then removes the PTEs already installed.
- */
-void xpmem_att_kill(struct xpmem_att *att)
-{
-	mutex_lock(&att->lock);
-	att->dead = true;
-	att->mapped_start = att->size;
-	att->mapped_end = 0;
-	mutex_unlock(&att->lock);
-	unmap_mapping_range(att->mapping, 0, att->size, 1);
-}
-
 struct xpmem_zap_request {
 	struct work_struct work;
 	struct completion done;
@@ -136,13 +119,16 @@ static bool xpmem_in_zap_worker(void)
 }
 
 /*
- * Zap [start, start + len) of the attachment in the attacher's mm from a
- * worker, so the attacher's invalidation does not nest in the exporter's.
- * The wait cannot be interrupted: the exporter may free the pages as soon
- * as the notifier returns.  The worker takes no mmap_lock and never waits
- * for another zap, so it always finishes.
+ * Zap [start, start + len) of the attachment in the attacher's mm.  Every
+ * zap runs in a worker, never in the caller: from the notifier so that the
+ * attacher's invalidation does not nest in the exporter's, and from
+ * everywhere else so that whoever holds the attachment's i_mmap_rwsem
+ * while zapping is a worker, which waits for nothing (its own nested
+ * notifications are skipped), and a waiter never holds what a worker
+ * needs.  The wait cannot be interrupted: the exporter may free the pages
+ * as soon as the notifier returns.
  */
-static void xpmem_zap_from_worker(struct xpmem_att *att, unsigned long start,
+static void xpmem_att_zap(struct xpmem_att *att, unsigned long start,
 				  unsigned long len)
 {
 	struct xpmem_zap_request req = {
@@ -156,6 +142,23 @@ static void xpmem_zap_from_worker(struct xpmem_att *att, unsigned long start,
 	queue_work(xpmem_zap_wq, &req.work);
 	wait_for_completion(&req.done);
 	destroy_work_on_stack(&req.work);
+}
+
+/**
+ * xpmem_att_kill() - make an attachment fault SIGBUS from now on.
+ * @att: the attachment; its permit's lock is held by the caller.
+ *
+ * Marks it dead under att->lock, so no fault can install a PTE afterwards,
+ * then removes the PTEs already installed.
+ */
+void xpmem_att_kill(struct xpmem_att *att)
+{
+	mutex_lock(&att->lock);
+	att->dead = true;
+	att->mapped_start = att->size;
+	att->mapped_end = 0;
+	mutex_unlock(&att->lock);
+	xpmem_att_zap(att, 0, att->size);
 }
 
 static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
@@ -198,7 +201,7 @@ static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
 	 * removed here, before the exporter can free or reuse the page.
 	 */
 	if (start < end)
-		xpmem_zap_from_worker(att, start, end - start);
+		xpmem_att_zap(att, start, end - start);
 	xpmem_stat_inc(XPMEM_STAT_INVALIDATIONS);
 	return true;
 }
@@ -471,9 +474,8 @@ static vm_fault_t xpmem_pfn_mkwrite(struct vm_fault *vmf)
 
 	if (ret)
 		return ret;
-	unmap_mapping_range(att->mapping,
-			    xpmem_att_offset(vmf->vma, vmf->address & PAGE_MASK),
-			    PAGE_SIZE, 1);
+	xpmem_att_zap(att, xpmem_att_offset(vmf->vma, vmf->address & PAGE_MASK),
+		      PAGE_SIZE);
 	return VM_FAULT_NOPAGE;
 }
 

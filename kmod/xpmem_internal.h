@@ -13,8 +13,8 @@
  *
  * Lock order (outermost first):
  *   proc->lock -> seg->lock -> permit->lock -> att->lock -> i_mmap_rwsem
- *   xpmem_ids_lock (spinlock) nests inside any of the mutexes and never
- *   encloses anything that sleeps.
+ *   Ids are looked up under RCU; xpmem_users_lock (spinlock) nests inside
+ *   any of the mutexes and never encloses anything that sleeps.
  *   In a fault: attacher mmap_lock -> exporter mmap_lock (trylock only;
  *   on contention the attacher's is dropped first) ; the exporter's
  *   mmap_lock is released before att->lock is taken.
@@ -29,6 +29,7 @@
 #include <linux/list.h>
 #include <linux/mmu_notifier.h>
 #include <linux/mutex.h>
+#include <linux/rhashtable-types.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 
@@ -42,10 +43,14 @@ struct xpmem_proc {
 	struct list_head permits;
 };
 
+struct xpmem_user;
+
 struct xpmem_seg {
 	s64 id;
-	struct hlist_node id_node; /* in the id table, under xpmem_ids_lock */
+	struct rhash_head id_node; /* in the id table, looked up under RCU */
+	struct rcu_head rcu;
 	struct kref ref;
+	struct xpmem_user *user; /* referenced; charged for this segment */
 	const struct xpmem_proc *owner; /* identity only, never dereferenced */
 	struct mm_struct *mm; /* grabbed */
 	unsigned long vaddr;
@@ -62,8 +67,10 @@ struct xpmem_seg {
 
 struct xpmem_permit {
 	s64 id;
-	struct hlist_node id_node;
+	struct rhash_head id_node;
+	struct rcu_head rcu;
 	struct kref ref;
+	struct xpmem_user *user; /* referenced; charged for this permit */
 	const struct xpmem_proc *owner; /* identity only */
 	struct xpmem_seg *seg; /* referenced */
 	bool writable;
@@ -97,6 +104,7 @@ struct xpmem_att {
 
 /* xpmem_seg.c */
 int xpmem_ids_init(void);
+void xpmem_ids_exit(void);
 long xpmem_make(struct xpmem_proc *proc, struct xpmem_cmd_make __user *uarg);
 long xpmem_remove(struct xpmem_proc *proc,
 		  struct xpmem_cmd_remove __user *uarg);
@@ -146,5 +154,7 @@ void xpmem_stats_exit(void);
 
 /* xpmem_main.c: tunables */
 extern unsigned int xpmem_fault_around_pages;
+extern unsigned int xpmem_max_segments_per_user;
+extern unsigned int xpmem_max_permits_per_user;
 
 #endif /* _XPMEM_INTERNAL_H */

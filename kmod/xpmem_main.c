@@ -22,6 +22,23 @@ module_param_named(fault_around_pages, xpmem_fault_around_pages, uint, 0644);
 MODULE_PARM_DESC(fault_around_pages,
 		 "Pages one fault maps around the faulting address when present in the exporter (rounded down to a power of two, 1..512, default 64)");
 
+/*
+ * Like SysV's shmmni, but per user: enough for every rank of a large node
+ * to export twice (Open MPI and UCX each make one segment) and hold a
+ * permit for every peer, far from what fills a node's memory.
+ */
+unsigned int xpmem_max_segments_per_user = 16384;
+module_param_named(max_segments_per_user, xpmem_max_segments_per_user, uint,
+		   0644);
+MODULE_PARM_DESC(max_segments_per_user,
+		 "Segments one user may hold at once; xpmem_make() fails with ENOSPC beyond (default 16384)");
+
+unsigned int xpmem_max_permits_per_user = 262144;
+module_param_named(max_permits_per_user, xpmem_max_permits_per_user, uint,
+		   0644);
+MODULE_PARM_DESC(max_permits_per_user,
+		 "Access permits one user may hold at once; xpmem_get() fails with ENOSPC beyond (default 262144)");
+
 static int xpmem_open(struct inode *inode, struct file *file)
 {
 	struct xpmem_proc *proc;
@@ -125,10 +142,12 @@ static int __init xpmem_init(void)
 {
 	int ret;
 
-	xpmem_ids_init();
-	ret = xpmem_att_init();
+	ret = xpmem_ids_init();
 	if (ret)
 		return ret;
+	ret = xpmem_att_init();
+	if (ret)
+		goto err_ids;
 	xpmem_stats_init();
 	ret = misc_register(&xpmem_misc);
 	if (ret)
@@ -140,6 +159,8 @@ static int __init xpmem_init(void)
 err_stats:
 	xpmem_stats_exit();
 	xpmem_att_exit();
+err_ids:
+	xpmem_ids_exit();
 	return ret;
 }
 
@@ -148,6 +169,7 @@ static void __exit xpmem_exit(void)
 	misc_deregister(&xpmem_misc);
 	xpmem_stats_exit();
 	xpmem_att_exit();
+	xpmem_ids_exit();
 }
 
 module_init(xpmem_init);

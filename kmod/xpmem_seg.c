@@ -9,8 +9,11 @@
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/hashtable.h>
+#include <linux/rhashtable.h>
 #include <linux/mm.h>
 #include <linux/random.h>
+#include <linux/rcupdate.h>
+#include <linux/refcount.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -19,18 +22,124 @@
 
 #include "xpmem_internal.h"
 
-#define XPMEM_ID_HASH_BITS 10
 #define XPMEM_ID_MASK ((1ULL << 62) - 1)
+#define XPMEM_USER_HASH_BITS 6
 
-static DEFINE_SPINLOCK(xpmem_ids_lock);
-static DEFINE_HASHTABLE(xpmem_seg_ids, XPMEM_ID_HASH_BITS);
-static DEFINE_HASHTABLE(xpmem_permit_ids, XPMEM_ID_HASH_BITS);
+/*
+ * Ids are looked up under RCU in tables that grow with their contents and
+ * lock per bucket, so one user's many objects slow nobody else's lookups.
+ */
+static const struct rhashtable_params xpmem_seg_params = {
+	.key_len = sizeof(s64),
+	.key_offset = offsetof(struct xpmem_seg, id),
+	.head_offset = offsetof(struct xpmem_seg, id_node),
+	.automatic_shrinking = true,
+};
+
+static const struct rhashtable_params xpmem_permit_params = {
+	.key_len = sizeof(s64),
+	.key_offset = offsetof(struct xpmem_permit, id),
+	.head_offset = offsetof(struct xpmem_permit, id_node),
+	.automatic_shrinking = true,
+};
+
+static struct rhashtable xpmem_seg_ids;
+static struct rhashtable xpmem_permit_ids;
+
+/*
+ * What one user (effective uid) holds, bounded like SysV's shmmni so that
+ * no user can fill the kernel's memory or tables for everyone else.
+ */
+struct xpmem_user {
+	struct hlist_node node; /* in xpmem_users, under xpmem_users_lock */
+	kuid_t uid;
+	refcount_t ref; /* one per segment and permit */
+	atomic_t segments;
+	atomic_t permits;
+};
+
+static DEFINE_SPINLOCK(xpmem_users_lock);
+static DEFINE_HASHTABLE(xpmem_users, XPMEM_USER_HASH_BITS);
 
 int xpmem_ids_init(void)
 {
-	hash_init(xpmem_seg_ids);
-	hash_init(xpmem_permit_ids);
-	return 0;
+	int ret;
+
+	ret = rhashtable_init(&xpmem_seg_ids, &xpmem_seg_params);
+	if (ret)
+		return ret;
+	ret = rhashtable_init(&xpmem_permit_ids, &xpmem_permit_params);
+	if (ret)
+		rhashtable_destroy(&xpmem_seg_ids);
+	return ret;
+}
+
+/* Every object is gone: the module cannot unload while a file is open. */
+void xpmem_ids_exit(void)
+{
+	rhashtable_destroy(&xpmem_permit_ids);
+	rhashtable_destroy(&xpmem_seg_ids);
+}
+
+static struct xpmem_user *xpmem_user_find_locked(kuid_t uid)
+{
+	struct xpmem_user *user;
+
+	hash_for_each_possible(xpmem_users, user, node, __kuid_val(uid))
+		if (uid_eq(user->uid, uid))
+			return user;
+	return NULL;
+}
+
+/* The calling user's record, referenced; NULL when out of memory. */
+static struct xpmem_user *xpmem_user_get(void)
+{
+	kuid_t uid = current_euid();
+	struct xpmem_user *user, *fresh;
+
+	spin_lock(&xpmem_users_lock);
+	user = xpmem_user_find_locked(uid);
+	if (user)
+		refcount_inc(&user->ref);
+	spin_unlock(&xpmem_users_lock);
+	if (user)
+		return user;
+
+	fresh = kzalloc(sizeof(*fresh), GFP_KERNEL);
+	if (!fresh)
+		return NULL;
+	fresh->uid = uid;
+	refcount_set(&fresh->ref, 1);
+	spin_lock(&xpmem_users_lock);
+	user = xpmem_user_find_locked(uid);
+	if (user) {
+		refcount_inc(&user->ref);
+	} else {
+		hash_add(xpmem_users, &fresh->node, __kuid_val(uid));
+		user = fresh;
+		fresh = NULL;
+	}
+	spin_unlock(&xpmem_users_lock);
+	kfree(fresh);
+	return user;
+}
+
+static void xpmem_user_put(struct xpmem_user *user)
+{
+	if (!refcount_dec_and_lock(&user->ref, &xpmem_users_lock))
+		return;
+	hash_del(&user->node);
+	spin_unlock(&xpmem_users_lock);
+	kfree(user);
+}
+
+/* Count one more object against @limit, or fail with -ENOSPC. */
+static int xpmem_user_charge(atomic_t *count, unsigned int limit)
+{
+	if (atomic_inc_return(count) <= (int)min_t(unsigned int, limit, INT_MAX))
+		return 0;
+	atomic_dec(count);
+	return -ENOSPC;
 }
 
 static s64 xpmem_random_id(void)
@@ -43,45 +152,31 @@ static s64 xpmem_random_id(void)
 	return id;
 }
 
-static struct xpmem_seg *xpmem_seg_find_locked(s64 id)
-{
-	struct xpmem_seg *seg;
-
-	hash_for_each_possible(xpmem_seg_ids, seg, id_node, id)
-		if (seg->id == id)
-			return seg;
-	return NULL;
-}
-
-static struct xpmem_permit *xpmem_permit_find_locked(s64 id)
-{
-	struct xpmem_permit *permit;
-
-	hash_for_each_possible(xpmem_permit_ids, permit, id_node, id)
-		if (permit->id == id)
-			return permit;
-	return NULL;
-}
-
 /* Give @seg a fresh id and make it visible to lookups. */
-static void xpmem_seg_publish(struct xpmem_seg *seg)
+static int xpmem_seg_publish(struct xpmem_seg *seg)
 {
-	spin_lock(&xpmem_ids_lock);
+	int ret;
+
 	do {
 		seg->id = xpmem_random_id();
-	} while (xpmem_seg_find_locked(seg->id));
-	hash_add(xpmem_seg_ids, &seg->id_node, seg->id);
-	spin_unlock(&xpmem_ids_lock);
+		ret = rhashtable_lookup_insert_fast(&xpmem_seg_ids,
+						    &seg->id_node,
+						    xpmem_seg_params);
+	} while (ret == -EEXIST);
+	return ret;
 }
 
-static void xpmem_permit_publish(struct xpmem_permit *permit)
+static int xpmem_permit_publish(struct xpmem_permit *permit)
 {
-	spin_lock(&xpmem_ids_lock);
+	int ret;
+
 	do {
 		permit->id = xpmem_random_id();
-	} while (xpmem_permit_find_locked(permit->id));
-	hash_add(xpmem_permit_ids, &permit->id_node, permit->id);
-	spin_unlock(&xpmem_ids_lock);
+		ret = rhashtable_lookup_insert_fast(&xpmem_permit_ids,
+						    &permit->id_node,
+						    xpmem_permit_params);
+	} while (ret == -EEXIST);
+	return ret;
 }
 
 static void xpmem_seg_free(struct kref *ref)
@@ -90,7 +185,9 @@ static void xpmem_seg_free(struct kref *ref)
 
 	mmdrop(seg->mm);
 	put_user_ns(seg->user_ns);
-	kfree(seg);
+	atomic_dec(&seg->user->segments);
+	xpmem_user_put(seg->user);
+	kfree_rcu(seg, rcu); /* a lookup may still be looking at it */
 	xpmem_stat_dec(XPMEM_STAT_SEGMENTS);
 }
 
@@ -103,11 +200,11 @@ static struct xpmem_seg *xpmem_seg_lookup(s64 segid)
 {
 	struct xpmem_seg *seg;
 
-	spin_lock(&xpmem_ids_lock);
-	seg = xpmem_seg_find_locked(segid);
-	if (seg)
-		kref_get(&seg->ref);
-	spin_unlock(&xpmem_ids_lock);
+	rcu_read_lock();
+	seg = rhashtable_lookup(&xpmem_seg_ids, &segid, xpmem_seg_params);
+	if (seg && !kref_get_unless_zero(&seg->ref))
+		seg = NULL;
+	rcu_read_unlock();
 	return seg;
 }
 
@@ -121,11 +218,12 @@ struct xpmem_permit *xpmem_permit_lookup(s64 apid)
 {
 	struct xpmem_permit *permit;
 
-	spin_lock(&xpmem_ids_lock);
-	permit = xpmem_permit_find_locked(apid);
-	if (permit)
-		kref_get(&permit->ref);
-	spin_unlock(&xpmem_ids_lock);
+	rcu_read_lock();
+	permit = rhashtable_lookup(&xpmem_permit_ids, &apid,
+				   xpmem_permit_params);
+	if (permit && !kref_get_unless_zero(&permit->ref))
+		permit = NULL;
+	rcu_read_unlock();
 	return permit;
 }
 
@@ -139,7 +237,9 @@ static void xpmem_permit_free(struct kref *ref)
 	list_del(&permit->seg_link);
 	mutex_unlock(&seg->lock);
 	xpmem_seg_put(seg);
-	kfree(permit);
+	atomic_dec(&permit->user->permits);
+	xpmem_user_put(permit->user);
+	kfree_rcu(permit, rcu); /* a lookup may still be looking at it */
 	xpmem_stat_dec(XPMEM_STAT_PERMITS);
 }
 
@@ -172,9 +272,8 @@ static void xpmem_seg_destroy(struct xpmem_seg *seg)
 	struct xpmem_permit *permit;
 
 	list_del_init(&seg->owner_link);
-	spin_lock(&xpmem_ids_lock);
-	hash_del(&seg->id_node);
-	spin_unlock(&xpmem_ids_lock);
+	rhashtable_remove_fast(&xpmem_seg_ids, &seg->id_node,
+			       xpmem_seg_params);
 
 	mutex_lock(&seg->lock);
 	seg->dead = true;
@@ -188,9 +287,8 @@ static void xpmem_seg_destroy(struct xpmem_seg *seg)
 static void xpmem_permit_destroy(struct xpmem_permit *permit)
 {
 	list_del_init(&permit->owner_link);
-	spin_lock(&xpmem_ids_lock);
-	hash_del(&permit->id_node);
-	spin_unlock(&xpmem_ids_lock);
+	rhashtable_remove_fast(&xpmem_permit_ids, &permit->id_node,
+			       xpmem_permit_params);
 
 	xpmem_permit_kill_atts(permit);
 	xpmem_permit_put(permit);
@@ -219,6 +317,7 @@ static int xpmem_make_range(u64 vaddr, u64 size, unsigned long *start,
 long xpmem_make(struct xpmem_proc *proc, struct xpmem_cmd_make __user *uarg)
 {
 	struct xpmem_cmd_make cmd;
+	struct xpmem_user *user;
 	struct xpmem_seg *seg;
 	int ret;
 
@@ -228,18 +327,27 @@ long xpmem_make(struct xpmem_proc *proc, struct xpmem_cmd_make __user *uarg)
 	    cmd.permit_value & ~(u64)0777)
 		return -EINVAL;
 
+	user = xpmem_user_get();
+	if (!user)
+		return -ENOMEM;
+	ret = xpmem_user_charge(&user->segments,
+				READ_ONCE(xpmem_max_segments_per_user));
+	if (ret)
+		goto err_put_user;
+	ret = -ENOMEM;
 	seg = kzalloc(sizeof(*seg), GFP_KERNEL_ACCOUNT);
 	if (!seg)
-		return -ENOMEM;
+		goto err_uncharge;
 	ret = xpmem_make_range(cmd.vaddr, cmd.size, &seg->vaddr, &seg->size);
 	if (ret) {
 		kfree(seg);
-		return ret;
+		goto err_uncharge;
 	}
 	kref_init(&seg->ref);
 	mutex_init(&seg->lock);
 	INIT_LIST_HEAD(&seg->permits);
 	seg->owner = proc;
+	seg->user = user; /* the segment now owns the charge */
 	seg->mode = cmd.permit_value;
 	seg->uid = current_euid();
 	seg->gid = current_egid();
@@ -250,14 +358,19 @@ long xpmem_make(struct xpmem_proc *proc, struct xpmem_cmd_make __user *uarg)
 
 	mutex_lock(&proc->lock);
 	list_add_tail(&seg->owner_link, &proc->segs);
-	xpmem_seg_publish(seg);
-	if (put_user(seg->id, &uarg->segid)) {
+	ret = xpmem_seg_publish(seg);
+	if (!ret && put_user(seg->id, &uarg->segid))
+		ret = -EFAULT;
+	if (ret)
 		xpmem_seg_destroy(seg);
-		mutex_unlock(&proc->lock);
-		return -EFAULT;
-	}
 	mutex_unlock(&proc->lock);
-	return 0;
+	return ret;
+
+err_uncharge:
+	atomic_dec(&user->segments);
+err_put_user:
+	xpmem_user_put(user);
+	return ret;
 }
 
 long xpmem_remove(struct xpmem_proc *proc,
@@ -316,6 +429,7 @@ long xpmem_get(struct xpmem_proc *proc, struct xpmem_cmd_get __user *uarg)
 {
 	struct xpmem_cmd_get cmd;
 	struct xpmem_permit *permit;
+	struct xpmem_user *user;
 	struct xpmem_seg *seg;
 	int ret;
 
@@ -338,13 +452,22 @@ long xpmem_get(struct xpmem_proc *proc, struct xpmem_cmd_get __user *uarg)
 		goto out_put_seg;
 
 	ret = -ENOMEM;
+	user = xpmem_user_get();
+	if (!user)
+		goto out_put_seg;
+	ret = xpmem_user_charge(&user->permits,
+				READ_ONCE(xpmem_max_permits_per_user));
+	if (ret)
+		goto out_put_user;
+	ret = -ENOMEM;
 	permit = kzalloc(sizeof(*permit), GFP_KERNEL_ACCOUNT);
 	if (!permit)
-		goto out_put_seg;
+		goto out_uncharge;
 	kref_init(&permit->ref);
 	mutex_init(&permit->lock);
 	INIT_LIST_HEAD(&permit->atts);
 	permit->owner = proc;
+	permit->user = user; /* the permit now owns the charge */
 	permit->writable = cmd.flags == XPMEM_ABI_RDWR;
 	permit->seg = seg; /* takes over the lookup reference */
 	xpmem_stat_inc(XPMEM_STAT_PERMITS);
@@ -361,15 +484,18 @@ long xpmem_get(struct xpmem_proc *proc, struct xpmem_cmd_get __user *uarg)
 
 	mutex_lock(&proc->lock);
 	list_add_tail(&permit->owner_link, &proc->permits);
-	xpmem_permit_publish(permit);
-	if (put_user(permit->id, &uarg->apid)) {
+	ret = xpmem_permit_publish(permit);
+	if (!ret && put_user(permit->id, &uarg->apid))
+		ret = -EFAULT;
+	if (ret)
 		xpmem_permit_destroy(permit);
-		mutex_unlock(&proc->lock);
-		return -EFAULT;
-	}
 	mutex_unlock(&proc->lock);
-	return 0;
+	return ret;
 
+out_uncharge:
+	atomic_dec(&user->permits);
+out_put_user:
+	xpmem_user_put(user);
 out_put_seg:
 	xpmem_seg_put(seg);
 	return ret;

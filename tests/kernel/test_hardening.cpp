@@ -503,3 +503,84 @@ TEST(DeviceClose, AChildClosingItsCopyChangesNothing) {
     xpmem_release(apid);
   close(fd);
 }
+
+// --- Per-user bounds ----------------------------------------------------------
+
+namespace {
+
+// Sets a module parameter for the scope (root only); restores it after.
+class ScopedParam {
+public:
+  ScopedParam(const char *name, long value) : path_(std::string("/sys/module/xpmem/parameters/") + name) {
+    std::ifstream in(path_);
+    ok_ = static_cast<bool>(in >> old_);
+    if (ok_)
+      ok_ = static_cast<bool>(std::ofstream(path_) << value);
+  }
+  ~ScopedParam() {
+    if (ok_)
+      std::ofstream(path_) << old_;
+  }
+  bool ok() const { return ok_; }
+
+private:
+  std::string path_;
+  long old_ = 0;
+  bool ok_ = false;
+};
+
+} // namespace
+
+TEST(Limits, SegmentsPerUserAreBounded) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to lower the module parameter";
+  ScopedParam limit("max_segments_per_user", 8);
+  ASSERT_TRUE(limit.ok());
+  Mapping buf(kPage);
+  std::vector<xpmem_segid_t> segs;
+  for (int i = 0; i < 8; i++) {
+    segs.push_back(xpmem_make(buf.data(), kPage, XPMEM_PERMIT_MODE, mode(0600)));
+    ASSERT_GT(segs.back(), 0) << i << ": " << strerror(errno);
+  }
+  errno = 0;
+  EXPECT_EQ(xpmem_make(buf.data(), kPage, XPMEM_PERMIT_MODE, mode(0600)), -1);
+  EXPECT_EQ(errno, ENOSPC);
+  // Another user is not affected by this user's segments.
+  Outcome other = run_child([&] {
+    if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+      return 1;
+    return xpmem_make(buf.data(), kPage, XPMEM_PERMIT_MODE, mode(0600)) > 0 ? 0 : 2;
+  });
+  EXPECT_TRUE(other.ok()) << other.exit_code;
+  // Removing one makes room for one.
+  ASSERT_EQ(xpmem_remove(segs.back()), 0);
+  segs.back() = xpmem_make(buf.data(), kPage, XPMEM_PERMIT_MODE, mode(0600));
+  EXPECT_GT(segs.back(), 0);
+  for (xpmem_segid_t s : segs)
+    if (s > 0)
+      xpmem_remove(s);
+}
+
+TEST(Limits, PermitsPerUserAreBounded) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root to lower the module parameter";
+  ScopedParam limit("max_permits_per_user", 4);
+  ASSERT_TRUE(limit.ok());
+  Mapping buf(kPage);
+  xpmem::Segment seg = xpmem::Segment::make(buf.data(), kPage, 0600);
+  ASSERT_TRUE(seg);
+  std::vector<xpmem_apid_t> permits;
+  for (int i = 0; i < 4; i++) {
+    permits.push_back(xpmem_get(seg.id(), XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr));
+    ASSERT_GT(permits.back(), 0) << i << ": " << strerror(errno);
+  }
+  errno = 0;
+  EXPECT_EQ(xpmem_get(seg.id(), XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr), -1);
+  EXPECT_EQ(errno, ENOSPC);
+  ASSERT_EQ(xpmem_release(permits.back()), 0);
+  permits.back() = xpmem_get(seg.id(), XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr);
+  EXPECT_GT(permits.back(), 0);
+  for (xpmem_apid_t a : permits)
+    if (a > 0)
+      xpmem_release(a);
+}
