@@ -645,16 +645,26 @@ long xpmem_attach(struct xpmem_proc *proc,
 		ret = (long)addr;
 		goto out_put;
 	}
-	ret = 0;
-	if (put_user((u64)addr, &uarg->vaddr)) {
-		vm_munmap(addr, size);
-		ret = -EFAULT;
-	}
+	/*
+	 * The mapping stays even if the address cannot be reported: by now
+	 * another thread may have unmapped it and mapped something else
+	 * there, which an unmap from here would destroy.  It goes at detach
+	 * (its address is in /proc/self/maps) or exit.
+	 */
+	ret = put_user((u64)addr, &uarg->vaddr) ? -EFAULT : 0;
 out_put:
 	xpmem_permit_put(permit);
 	return ret;
 }
 
+/*
+ * The VMA is looked up and unmapped under two holds of mmap_lock, because
+ * the only unmap a module may call, vm_munmap(), takes the lock itself.  If
+ * another thread unmaps this same attachment in between and maps something
+ * else at its address, that mapping is unmapped instead: the same outcome
+ * as the process calling munmap() twice on one range, which only the
+ * process itself can cause.
+ */
 long xpmem_detach(struct xpmem_proc *proc,
 		  struct xpmem_cmd_detach __user *uarg)
 {
