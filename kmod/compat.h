@@ -59,26 +59,24 @@ static inline vm_fault_t xpmem_fault_check_lock(struct vm_fault *vmf)
 	return 0;
 }
 #else
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
-static inline void release_fault_lock(struct vm_fault *vmf)
+static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
 {
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+	/* release_fault_lock() came with 6.6's per-VMA-lock swap faults. */
 	if (vmf->flags & FAULT_FLAG_VMA_LOCK)
 		vma_end_read(vmf->vma);
 	else
 		mmap_read_unlock(vmf->vma->vm_mm);
-}
-#endif
-
-static inline void xpmem_release_fault_lock(struct vm_fault *vmf)
-{
+#else
 	release_fault_lock(vmf);
+#endif
 }
 
 static inline vm_fault_t xpmem_fault_check_lock(struct vm_fault *vmf)
 {
 	if (!(vmf->flags & FAULT_FLAG_VMA_LOCK))
 		return 0;
-	release_fault_lock(vmf);
+	xpmem_release_fault_lock(vmf);
 	return VM_FAULT_RETRY;
 }
 #endif

@@ -97,6 +97,7 @@ struct xpmem_zap_request {
 	struct work_struct work;
 	struct completion done;
 	struct address_space *mapping;
+	const struct mm_struct *mm; /* the attacher's, identity only */
 	unsigned long start; /* offset into the attachment */
 	unsigned long len;
 };
@@ -105,17 +106,29 @@ static void xpmem_zap_work(struct work_struct *work)
 {
 	struct xpmem_zap_request *req =
 		container_of(work, struct xpmem_zap_request, work);
+	/*
+	 * Reclaim would run notifiers in this worker that are not the nested
+	 * ones xpmem_zap_nested() may skip.
+	 */
+	unsigned int noreclaim = memalloc_noreclaim_save();
 
 	unmap_mapping_range(req->mapping, req->start, req->len, 1);
+	memalloc_noreclaim_restore(noreclaim);
 	complete(&req->done);
 }
 
-/* Called from inside a zap that xpmem_zap_work() is doing. */
-static bool xpmem_in_zap_worker(void)
+/*
+ * @range is the attacher's invalidation raised by a zap that
+ * xpmem_zap_work() is doing: it covers an attachment VMA, of which no
+ * attachment maps pages (see the top of this file).
+ */
+static bool xpmem_zap_nested(const struct mmu_notifier_range *range)
 {
 	struct work_struct *work = current_work();
 
-	return work && work->func == xpmem_zap_work;
+	return work && work->func == xpmem_zap_work &&
+	       container_of(work, struct xpmem_zap_request, work)->mm ==
+		       range->mm;
 }
 
 /*
@@ -129,10 +142,11 @@ static bool xpmem_in_zap_worker(void)
  * as soon as the notifier returns.
  */
 static void xpmem_att_zap(struct xpmem_att *att, unsigned long start,
-				  unsigned long len)
+			  unsigned long len)
 {
 	struct xpmem_zap_request req = {
 		.mapping = att->mapping,
+		.mm = READ_ONCE(att->attacher_mm),
 		.start = start,
 		.len = len,
 	};
@@ -149,16 +163,20 @@ static void xpmem_att_zap(struct xpmem_att *att, unsigned long start,
  * @att: the attachment; its permit's lock is held by the caller.
  *
  * Marks it dead under att->lock, so no fault can install a PTE afterwards,
- * then removes the PTEs already installed.
+ * then removes the PTEs already installed.  The span of mapped offsets is
+ * emptied only after the zap: until then a concurrent invalidation must
+ * still see, and zap, what is mapped.
  */
 void xpmem_att_kill(struct xpmem_att *att)
 {
 	mutex_lock(&att->lock);
 	att->dead = true;
+	mutex_unlock(&att->lock);
+	xpmem_att_zap(att, 0, att->size);
+	mutex_lock(&att->lock);
 	att->mapped_start = att->size;
 	att->mapped_end = 0;
 	mutex_unlock(&att->lock);
-	xpmem_att_zap(att, 0, att->size);
 }
 
 static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
@@ -168,17 +186,13 @@ static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
 	struct xpmem_att *att = container_of(mni, struct xpmem_att, notifier);
 	unsigned long start, end;
 
-	/*
-	 * A worker zapping another attachment's PTEs: this range is an
-	 * attachment VMA of the attacher, which no attachment maps pages of
-	 * (see the top of this file).  Nothing to do, and doing nothing is
-	 * what bounds the recursion.
-	 */
-	if (xpmem_in_zap_worker())
+	/* Doing nothing here is what bounds the recursion. */
+	if (xpmem_zap_nested(range))
 		return true;
 	/* Zapping waits for a worker; the OOM reaper must skip this mm. */
 	if (!mmu_notifier_range_blockable(range))
 		return false;
+	xpmem_stat_inc(XPMEM_STAT_INVALIDATIONS);
 
 	/* The part of the range we map, as offsets into the attachment. */
 	start = max(range->start, att->src_start) - att->src_start;
@@ -188,21 +202,28 @@ static bool xpmem_att_invalidate(struct mmu_interval_notifier *mni,
 	mmu_interval_set_seq(mni, cur_seq);
 	start = max(start, att->mapped_start);
 	end = min(end, att->mapped_end);
-	if (start < end && start <= att->mapped_start &&
-	    end >= att->mapped_end) {
-		att->mapped_start = att->size;
-		att->mapped_end = 0;
-	}
 	mutex_unlock(&att->lock);
+	if (start >= end)
+		return true;
 
 	/*
 	 * Any fault that installs a PTE after this point re-checks the
 	 * sequence under att->lock and retries; any installed before it is
 	 * removed here, before the exporter can free or reuse the page.
 	 */
-	if (start < end)
-		xpmem_att_zap(att, start, end - start);
-	xpmem_stat_inc(XPMEM_STAT_INVALIDATIONS);
+	xpmem_att_zap(att, start, end - start);
+
+	/*
+	 * Nothing was installed since the sequence was set (faults retry
+	 * until the invalidation ends), so if the zap covered the whole span
+	 * nothing is mapped any more.
+	 */
+	mutex_lock(&att->lock);
+	if (start <= att->mapped_start && end >= att->mapped_end) {
+		att->mapped_start = att->size;
+		att->mapped_end = 0;
+	}
+	mutex_unlock(&att->lock);
 	return true;
 }
 
@@ -214,21 +235,21 @@ static const struct mmu_interval_notifier_ops xpmem_att_notifier_ops = {
  * Take the exporter's mmap_lock for reading while the attacher's is held.
  * Never wait for it: two processes faulting on each other's attachments
  * while writers queue on both locks would deadlock.  On contention, a
- * fault that may be retried drops its own lock, waits (killably) for the
- * exporter's and retries; one that may not (fixup_user_fault() from futex
- * ops, robust-list cleanup at exit) tries a few times and then fails, which
- * its caller reports as -EFAULT.
+ * fault that may be retried (@flags) drops its own lock, waits (killably)
+ * for the exporter's and retries; one that may not (fixup_user_fault()
+ * from futex ops, robust-list cleanup at exit) tries a few times and then
+ * fails, which its caller reports as -EFAULT.
  *
  * Return: 0 with @src_mm locked, or a fault code with it unlocked.
  */
-static vm_fault_t xpmem_lock_exporter(struct vm_fault *vmf,
+static vm_fault_t xpmem_lock_exporter(struct vm_fault *vmf, unsigned int flags,
 				      struct mm_struct *src_mm)
 {
 	int tries;
 
 	if (src_mm == vmf->vma->vm_mm)
 		return 0; /* held already: compat.h checks it is mmap_lock */
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
+	if (!(flags & FAULT_FLAG_ALLOW_RETRY)) {
 		for (tries = 0; tries < XPMEM_NORETRY_LOCK_TRIES; tries++) {
 			if (mmap_read_trylock(src_mm))
 				return 0;
@@ -241,7 +262,7 @@ static vm_fault_t xpmem_lock_exporter(struct vm_fault *vmf,
 		return 0;
 	xpmem_stat_inc(XPMEM_STAT_FAULT_RETRIES);
 	/* May retry but not drop the lock: the caller comes back later. */
-	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+	if (flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
 	xpmem_release_fault_lock(vmf);
 	if (!mmap_read_lock_killable(src_mm))
@@ -254,6 +275,21 @@ static void xpmem_unlock_exporter(struct vm_fault *vmf,
 {
 	if (src_mm != vmf->vma->vm_mm)
 		mmap_read_unlock(src_mm);
+}
+
+/*
+ * Stop trying: hand the fault back to the kernel, which handles pending
+ * signals (a fatal one included) and retries.  Returning VM_FAULT_NOPAGE
+ * instead would send a kernel-mode access (copy_from_user() in read(), a
+ * futex op) straight back into this fault, forever.
+ */
+static vm_fault_t xpmem_give_up(struct vm_fault *vmf, unsigned int flags)
+{
+	if (!(flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	if (!(flags & FAULT_FLAG_RETRY_NOWAIT))
+		xpmem_release_fault_lock(vmf);
+	return VM_FAULT_RETRY;
 }
 
 /* The window of pages one fault maps: aligned, inside the VMA. */
@@ -288,6 +324,61 @@ static vm_fault_t xpmem_hmm_error(int err)
 	}
 }
 
+/*
+ * Snapshot the exporter's pages in @range, the one at @fault_idx made
+ * present (and writable on a write fault), the others taken only if
+ * present.  On success att->lock is held and the snapshot is still
+ * current: every page in it is mapped by the exporter until the lock is
+ * dropped.  An exporter that keeps invalidating does not hold us: a fatal
+ * signal, or a few attempts when the fault may be retried, give up.
+ *
+ * Return: 0 with att->lock held, or a fault code with nothing held.
+ */
+static vm_fault_t xpmem_snapshot_locked(struct vm_fault *vmf,
+					unsigned int flags,
+					struct xpmem_att *att,
+					struct mm_struct *src_mm,
+					struct hmm_range *range,
+					unsigned long fault_idx)
+{
+	unsigned long npages = (range->end - range->start) >> PAGE_SHIFT;
+	unsigned int attempts = 0;
+	vm_fault_t ret;
+	int err;
+
+	for (;;) {
+		if (fatal_signal_pending(current) ||
+		    (attempts++ >= XPMEM_FAULT_ATTEMPTS &&
+		     (flags & FAULT_FLAG_ALLOW_RETRY)))
+			return xpmem_give_up(vmf, flags);
+		memset(range->hmm_pfns, 0, npages * sizeof(*range->hmm_pfns));
+		range->hmm_pfns[fault_idx] = HMM_PFN_REQ_FAULT;
+		if (flags & FAULT_FLAG_WRITE)
+			range->hmm_pfns[fault_idx] |= HMM_PFN_REQ_WRITE;
+		range->notifier_seq = mmu_interval_read_begin(&att->notifier);
+
+		ret = xpmem_lock_exporter(vmf, flags, src_mm);
+		if (ret)
+			return ret;
+		err = hmm_range_fault(range);
+		xpmem_unlock_exporter(vmf, src_mm);
+		if (err == -EBUSY)
+			continue;
+		if (err)
+			return xpmem_hmm_error(err);
+
+		mutex_lock(&att->lock);
+		if (att->dead) {
+			mutex_unlock(&att->lock);
+			return VM_FAULT_SIGBUS;
+		}
+		if (!mmu_interval_read_retry(&att->notifier,
+					     range->notifier_seq))
+			return 0;
+		mutex_unlock(&att->lock);
+	}
+}
+
 static int xpmem_pte_noop(pte_t *pte, unsigned long addr, void *data)
 {
 	return 0;
@@ -296,17 +387,19 @@ static int xpmem_pte_noop(pte_t *pte, unsigned long addr, void *data)
 /*
  * Install the snapshot in @pfns.  Called with att->lock held and the
  * snapshot known to be current, so every page is still mapped by the
- * exporter.  A page is mapped writable only on a write fault and only where
- * the exporter's own PTE is writable (never a read-only, COW-shared or zero
- * page); such a page is marked dirty before the PTE appears, so no write
- * through it can be lost to reclaim or MADV_FREE.  A later write to a
- * read-only PTE goes through xpmem_pfn_mkwrite().
+ * exporter.  Only the faulting page of a write fault is mapped writable,
+ * and only where the exporter's own PTE is writable (never a read-only,
+ * COW-shared or zero page); it is marked dirty before its PTE appears, so
+ * no write through it can be lost to reclaim or MADV_FREE.  Neighbours
+ * are mapped read-only, so that pages nobody writes are never dirtied; a
+ * later write to one goes through xpmem_pfn_mkwrite().
  */
 static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 				const unsigned long *pfns, unsigned long start,
 				unsigned long npages)
 {
 	struct vm_area_struct *vma = vmf->vma;
+	unsigned long fault_addr = vmf->address & PAGE_MASK;
 	bool may_write = att->writable && (vmf->flags & FAULT_FLAG_WRITE);
 	pgprot_t prot_ro = vma->vm_page_prot;
 	pgprot_t prot_rw = vm_get_page_prot(vma->vm_flags);
@@ -317,18 +410,18 @@ static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 	for (i = 0; i < npages; i++) {
 		unsigned long addr = start + (i << PAGE_SHIFT);
 		unsigned long hpfn = pfns[i];
-		bool fault_page = addr == (vmf->address & PAGE_MASK);
-		bool writable = may_write && (hpfn & HMM_PFN_WRITE);
-		struct folio *folio;
+		bool fault_page = addr == fault_addr;
+		bool writable = fault_page && may_write &&
+				(hpfn & HMM_PFN_WRITE);
+		struct page *page;
 		vm_fault_t r;
 
 		if (!(hpfn & HMM_PFN_VALID))
 			continue;
-		folio = page_folio(hmm_pfn_to_page(hpfn));
+		page = hmm_pfn_to_page(hpfn);
 		if (writable)
-			folio_mark_dirty(folio);
-		r = vmf_insert_pfn_prot(vma, addr,
-					page_to_pfn(hmm_pfn_to_page(hpfn)),
+			folio_mark_dirty(page_folio(page));
+		r = vmf_insert_pfn_prot(vma, addr, page_to_pfn(page),
 					writable ? prot_rw : prot_ro);
 		if (r & VM_FAULT_ERROR) {
 			if (fault_page)
@@ -337,7 +430,7 @@ static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 				break;
 			continue;
 		}
-		folio_mark_accessed(folio);
+		folio_mark_accessed(page_folio(page));
 		lo = min(lo, addr);
 		hi = addr + PAGE_SIZE;
 		installed++;
@@ -357,9 +450,9 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 	struct vm_area_struct *vma = vmf->vma;
 	struct xpmem_att *att = vma->vm_file->private_data;
 	struct mm_struct *src_mm = att->permit->seg->mm;
-	unsigned long start, end, npages, fault_idx;
+	unsigned long start, end, npages;
 	struct hmm_range range = {};
-	unsigned int noreclaim, attempts = 0;
+	unsigned int noreclaim;
 	unsigned long *pfns;
 	vm_fault_t ret;
 	int err;
@@ -373,7 +466,6 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 
 	xpmem_fault_window(vmf, &start, &end);
 	npages = (end - start) >> PAGE_SHIFT;
-	fault_idx = (vmf->address - start) >> PAGE_SHIFT;
 	pfns = kmalloc_array(npages, sizeof(*pfns), GFP_KERNEL);
 	if (!pfns) {
 		ret = VM_FAULT_OOM;
@@ -397,59 +489,16 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 	range.end = range.start + (end - start);
 	range.hmm_pfns = pfns;
 	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
-
-again:
-	/*
-	 * An exporter that keeps invalidating must not hold us here: die on
-	 * a fatal signal, and after a few tries let the kernel retry the
-	 * whole fault, which handles every pending signal.
-	 */
-	if (fatal_signal_pending(current)) {
-		ret = VM_FAULT_NOPAGE;
-		goto out_free;
-	}
-	if (attempts++ >= XPMEM_FAULT_ATTEMPTS &&
-	    (vmf->flags & FAULT_FLAG_ALLOW_RETRY) &&
-	    !(vmf->flags & FAULT_FLAG_RETRY_NOWAIT)) {
-		xpmem_release_fault_lock(vmf);
-		ret = VM_FAULT_RETRY;
-		goto out_free;
-	}
-	/* Neighbours are mapped only if present; the faulting page is made so. */
-	memset(pfns, 0, npages * sizeof(*pfns));
-	pfns[fault_idx] = HMM_PFN_REQ_FAULT;
-	if (vmf->flags & FAULT_FLAG_WRITE)
-		pfns[fault_idx] |= HMM_PFN_REQ_WRITE;
-	range.notifier_seq = mmu_interval_read_begin(&att->notifier);
-
-	ret = xpmem_lock_exporter(vmf, src_mm);
+	ret = xpmem_snapshot_locked(vmf, vmf->flags, att, src_mm, &range,
+				    (vmf->address - start) >> PAGE_SHIFT);
 	if (ret)
 		goto out_free;
-	err = hmm_range_fault(&range);
-	xpmem_unlock_exporter(vmf, src_mm);
-	if (err == -EBUSY)
-		goto again;
-	if (err) {
-		ret = xpmem_hmm_error(err);
-		goto out_free;
-	}
-
 	/*
 	 * The page tables exist, so nothing below allocates; should a future
 	 * kernel allocate anyway, it must not reclaim into our notifier.
 	 */
 	noreclaim = memalloc_noreclaim_save();
-	mutex_lock(&att->lock);
-	if (att->dead) {
-		ret = VM_FAULT_SIGBUS;
-	} else if (mmu_interval_read_retry(&att->notifier,
-					   range.notifier_seq)) {
-		mutex_unlock(&att->lock);
-		memalloc_noreclaim_restore(noreclaim);
-		goto again;
-	} else {
-		ret = xpmem_install(vmf, att, pfns, start, npages);
-	}
+	ret = xpmem_install(vmf, att, pfns, start, npages);
 	mutex_unlock(&att->lock);
 	memalloc_noreclaim_restore(noreclaim);
 
@@ -462,20 +511,47 @@ out_mmput:
 }
 
 /*
- * A write hit a PTE we installed read-only (on a read fault, or because the
- * exporter's page was read-only, shared copy-on-write or the zero page).
- * Drop the PTE and let the access fault again as a write, which asks the
- * exporter's mm for a writable page, marks it dirty, or fails.
+ * A write hit a PTE we installed read-only: a neighbour mapped by fault-
+ * around or by a read fault, or a page the exporter had read-only.  Ask the
+ * exporter's mm for the page writable; if it is still the page our PTE
+ * maps, mark it dirty under the valid sequence and let the kernel make our
+ * PTE writable (it re-checks that the PTE is unchanged).  Otherwise, or if
+ * that cannot be done without dropping the attacher's lock (returning
+ * VM_FAULT_RETRY from here is not allowed), drop our PTE and let the write
+ * fault again through xpmem_fault(), which maps the right page or fails.
  */
 static vm_fault_t xpmem_pfn_mkwrite(struct vm_fault *vmf)
 {
-	struct xpmem_att *att = vmf->vma->vm_file->private_data;
-	vm_fault_t ret = xpmem_fault_check_lock(vmf);
+	struct vm_area_struct *vma = vmf->vma;
+	struct xpmem_att *att = vma->vm_file->private_data;
+	struct mm_struct *src_mm = att->permit->seg->mm;
+	unsigned long addr = vmf->address & PAGE_MASK;
+	struct hmm_range range = {};
+	unsigned long hpfn = 0;
+	bool same = false;
 
-	if (ret)
-		return ret;
-	xpmem_att_zap(att, xpmem_att_offset(vmf->vma, vmf->address & PAGE_MASK),
-		      PAGE_SIZE);
+	if (READ_ONCE(att->dead) || !mmget_not_zero(src_mm))
+		return VM_FAULT_SIGBUS;
+	range.notifier = &att->notifier;
+	range.start = att->src_start + xpmem_att_offset(vma, addr);
+	range.end = range.start + PAGE_SIZE;
+	range.hmm_pfns = &hpfn;
+	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
+	if (!xpmem_snapshot_locked(vmf,
+				   vmf->flags & ~FAULT_FLAG_ALLOW_RETRY, att,
+				   src_mm, &range, 0)) {
+		struct page *page = hmm_pfn_to_page(hpfn);
+
+		same = (hpfn & HMM_PFN_WRITE) &&
+		       page_to_pfn(page) == pte_pfn(vmf->orig_pte);
+		if (same)
+			folio_mark_dirty(page_folio(page));
+		mutex_unlock(&att->lock);
+	}
+	mmput_async(src_mm);
+	if (same)
+		return 0;
+	xpmem_att_zap(att, xpmem_att_offset(vma, addr), PAGE_SIZE);
 	return VM_FAULT_NOPAGE;
 }
 
@@ -495,13 +571,21 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct xpmem_att *att = file->private_data;
 
-	if (!(vma->vm_flags & VM_SHARED))
+	/* Only attach maps the file, once, exactly over the attachment. */
+	if (!(vma->vm_flags & VM_SHARED) || vma->vm_pgoff ||
+	    vma->vm_end - vma->vm_start != att->size || att->attacher_mm)
 		return -EINVAL;
 	vma->vm_ops = &xpmem_att_vm_ops;
 	xpmem_vma_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND |
 					 VM_DONTDUMP | VM_DONTCOPY);
+	/*
+	 * Never executable (PROT_EXEC only arrives through READ_IMPLIES_EXEC):
+	 * an executable view of writable memory would bypass W^X policies.
+	 */
+	xpmem_vma_flags_clear(vma, VM_EXEC | VM_MAYEXEC);
 	if (!att->writable)
 		xpmem_vma_flags_clear(vma, VM_MAYWRITE);
+	WRITE_ONCE(att->attacher_mm, vma->vm_mm);
 	return 0;
 }
 

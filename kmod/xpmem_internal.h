@@ -92,6 +92,7 @@ struct xpmem_att {
 	 */
 	struct mutex lock;
 	struct address_space *mapping; /* of this attachment's inode */
+	const struct mm_struct *attacher_mm; /* identity only, set at mmap */
 	unsigned long src_start; /* exporter address of page 0 */
 	unsigned long size;
 	/* Under lock: offsets that may have PTEs, empty when start >= end. */

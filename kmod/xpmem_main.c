@@ -3,6 +3,7 @@
  * The /dev/xpmem misc device: registration on open, ioctl dispatch,
  * teardown on release, module parameters.
  */
+#include <linux/fdtable.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
@@ -66,12 +67,25 @@ static int xpmem_open(struct inode *inode, struct file *file)
  * the descriptor: what README promises, and what the exporter expects when
  * it closes the device to revoke its segments.
  */
+static int xpmem_fd_is(const void *file, struct file *candidate,
+		       unsigned int fd)
+{
+	return candidate == file;
+}
+
 static int xpmem_flush(struct file *file, fl_owner_t id)
 {
 	struct xpmem_proc *proc = file->private_data;
 
-	if (task_tgid(current) == proc->tgid)
-		xpmem_proc_teardown(proc);
+	if (task_tgid(current) != proc->tgid)
+		return 0;
+	/*
+	 * Closing one of several descriptors of the file (a dup) is not
+	 * closing the device.  At exit current->files is already gone.
+	 */
+	if (current->files && iterate_fd(current->files, 0, xpmem_fd_is, file))
+		return 0;
+	xpmem_proc_teardown(proc);
 	return 0;
 }
 

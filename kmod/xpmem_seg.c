@@ -359,11 +359,23 @@ long xpmem_make(struct xpmem_proc *proc, struct xpmem_cmd_make __user *uarg)
 	mutex_lock(&proc->lock);
 	list_add_tail(&seg->owner_link, &proc->segs);
 	ret = xpmem_seg_publish(seg);
-	if (!ret && put_user(seg->id, &uarg->segid))
-		ret = -EFAULT;
-	if (ret)
+	if (ret) {
 		xpmem_seg_destroy(seg);
+		mutex_unlock(&proc->lock);
+		return ret;
+	}
+	kref_get(&seg->ref);
 	mutex_unlock(&proc->lock);
+
+	/* Not under proc->lock: a userfaultfd page could stall the copy. */
+	if (put_user(seg->id, &uarg->segid)) {
+		mutex_lock(&proc->lock);
+		if (!list_empty(&seg->owner_link))
+			xpmem_seg_destroy(seg);
+		mutex_unlock(&proc->lock);
+		ret = -EFAULT;
+	}
+	xpmem_seg_put(seg);
 	return ret;
 
 err_uncharge:
@@ -485,11 +497,23 @@ long xpmem_get(struct xpmem_proc *proc, struct xpmem_cmd_get __user *uarg)
 	mutex_lock(&proc->lock);
 	list_add_tail(&permit->owner_link, &proc->permits);
 	ret = xpmem_permit_publish(permit);
-	if (!ret && put_user(permit->id, &uarg->apid))
-		ret = -EFAULT;
-	if (ret)
+	if (ret) {
 		xpmem_permit_destroy(permit);
+		mutex_unlock(&proc->lock);
+		return ret;
+	}
+	kref_get(&permit->ref);
 	mutex_unlock(&proc->lock);
+
+	/* Not under proc->lock: a userfaultfd page could stall the copy. */
+	if (put_user(permit->id, &uarg->apid)) {
+		mutex_lock(&proc->lock);
+		if (!list_empty(&permit->owner_link))
+			xpmem_permit_destroy(permit);
+		mutex_unlock(&proc->lock);
+		ret = -EFAULT;
+	}
+	xpmem_permit_put(permit);
 	return ret;
 
 out_uncharge:

@@ -443,6 +443,71 @@ TEST(Killable, AttacherDiesWhileTheExporterKeepsInvalidating) {
   EXPECT_TRUE(wait_child(exporter).ok());
 }
 
+// A fatal signal while the kernel itself copies from an attachment
+// (write() from the attachment into a pipe) and the exporter keeps
+// invalidating: the copy must give up, not re-fault forever.
+TEST(Killable, KernelCopyFromAnAttachmentDiesOnSigkill) {
+  const std::size_t size = 64 * kPage;
+  Channel ch;
+  pid_t exporter = spawn([&] {
+    Mapping buf(size);
+    std::memset(buf.data(), 1, size);
+    xpmem::Segment seg = xpmem::Segment::make(buf.data(), size, 0600);
+    ch.send(1, seg.id());
+    std::atomic<bool> stop{false};
+    std::thread storm([&] {
+      while (!stop)
+        madvise(buf.data(), size, MADV_DONTNEED);
+    });
+    ch.recv(1);
+    stop = true;
+    storm.join();
+    return 0;
+  });
+  xpmem_segid_t seg = ch.recv(0);
+  ASSERT_GT(seg, 0);
+  pid_t attacher = spawn([&] {
+    Attached a = attach_segment(seg, size);
+    if (!a)
+      return 1;
+    int fds[2];
+    if (pipe(fds) != 0)
+      return 2;
+    fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(size));
+    std::thread drain([&] {
+      static char sink[65536];
+      while (read(fds[0], sink, sizeof sink) > 0) {
+      }
+    });
+    drain.detach();
+    for (;;)
+      if (write(fds[1], a.data(), size) < 0 && errno != EINTR)
+        return 3;
+  });
+  sleep(2);
+  auto killed = std::chrono::steady_clock::now();
+  kill(attacher, SIGKILL);
+  bool hung = false;
+  Outcome o = wait_child_for(attacher, 30, &hung);
+  auto took = std::chrono::steady_clock::now() - killed;
+  EXPECT_FALSE(hung) << "the attacher could not be killed inside write()";
+  EXPECT_EQ(o.signal, SIGKILL);
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::seconds>(took).count(), 10);
+  ch.send(0, 1);
+  EXPECT_TRUE(wait_child(exporter).ok());
+}
+
+// Attachments cannot become an executable view of writable memory.
+TEST(Mappings, AttachmentsAreNeverExecutable) {
+  Mapping buf(4 * kPage);
+  xpmem::Segment seg = xpmem::Segment::make(buf.data(), buf.size(), 0600);
+  Attached a = attach_segment(seg.id(), buf.size());
+  ASSERT_TRUE(a);
+  errno = 0;
+  EXPECT_EQ(mprotect(a.data(), buf.size(), PROT_READ | PROT_EXEC), -1);
+  EXPECT_EQ(errno, EACCES);
+}
+
 // --- Closing the device -----------------------------------------------------
 
 // The exporter opened the device itself, forked a child that still holds
@@ -481,6 +546,30 @@ TEST(DeviceClose, AnInheritedDescriptorKeepsNothingAlive) {
   EXPECT_EQ(errno, ENOENT);
   ch.send(0, 1);
   EXPECT_TRUE(wait_child(exporter).ok());
+}
+
+// Closing a duplicate of the descriptor is not closing the device.
+TEST(DeviceClose, ClosingADuplicateKeepsSegments) {
+  Mapping buf(kPage);
+  int fd = open("/dev/xpmem", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  xpmem_cmd_make make{};
+  make.vaddr = reinterpret_cast<std::uintptr_t>(buf.data());
+  make.size = kPage;
+  make.permit_type = XPMEM_PERMIT_MODE;
+  make.permit_value = 0600;
+  ASSERT_EQ(ioctl(fd, XPMEM_CMD_MAKE, &make), 0);
+  int dup_fd = dup(fd);
+  ASSERT_GE(dup_fd, 0);
+  ASSERT_EQ(close(dup_fd), 0);
+  xpmem_apid_t apid = xpmem_get(make.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr);
+  EXPECT_GT(apid, 0) << "closing a dup revoked the segment: " << strerror(errno);
+  if (apid > 0)
+    xpmem_release(apid);
+  ASSERT_EQ(close(fd), 0);
+  errno = 0;
+  EXPECT_EQ(xpmem_get(make.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr), -1);
+  EXPECT_EQ(errno, ENOENT);
 }
 
 // A child's close of its inherited copy does not take the parent's
