@@ -33,16 +33,37 @@ struct Outcome {
   bool ok() const { return signal == 0 && exit_code == 0; }
 };
 
-inline Outcome wait_child(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+inline Outcome outcome_of(int status) {
   Outcome o;
   if (WIFEXITED(status))
     o.exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
     o.signal = WTERMSIG(status);
   return o;
+}
+
+inline Outcome wait_child(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return outcome_of(status);
+}
+
+// Waits for a child for at most `seconds`; a child still running then is
+// reported as a hang (and killed, which a child stuck in the kernel
+// ignores: the VM rig then fails on the module that cannot unload).
+inline Outcome wait_child_for(pid_t pid, int seconds, bool *hung) {
+  for (int waited_ms = 0;; waited_ms += 20) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return outcome_of(status);
+    if (waited_ms >= seconds * 1000) {
+      *hung = true;
+      kill(pid, SIGKILL);
+      return wait_child(pid);
+    }
+    usleep(20000);
+  }
 }
 
 // Runs fn in a forked child; its return value is the exit code.

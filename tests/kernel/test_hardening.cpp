@@ -37,31 +37,6 @@ std::uintptr_t free_range(std::size_t size) {
   return reinterpret_cast<std::uintptr_t>(p);
 }
 
-// Waits for a child for at most `seconds`; a child still running then is
-// reported as a hang (and killed, which a D-state child ignores: the VM
-// rig then fails on the module that cannot unload).
-Outcome wait_child_for(pid_t pid, int seconds, bool *hung) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  int status = 0;
-  for (;;) {
-    pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid)
-      break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      *hung = true;
-      kill(pid, SIGKILL);
-      return wait_child(pid);
-    }
-    usleep(20000);
-  }
-  Outcome o;
-  if (WIFEXITED(status))
-    o.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status))
-    o.signal = WTERMSIG(status);
-  return o;
-}
-
 // In a child: export everything, attach `size` bytes at a free address V
 // taking the source window at V + shift (so it covers the attachment, or
 // overlaps it by all but |shift|), touch it, then detach or exit.
@@ -104,6 +79,16 @@ int self_window(std::ptrdiff_t shift, End end, std::uintptr_t at_addr = 0) {
   xpmem_release(apid);
   xpmem_remove(seg);
   return 0;
+}
+
+// XPMEM_CMD_MAKE through `fd`, bypassing the library's own descriptor.
+xpmem_segid_t raw_make(int fd, const void *addr, std::size_t size) {
+  xpmem_cmd_make make{};
+  make.vaddr = reinterpret_cast<std::uintptr_t>(addr);
+  make.size = size;
+  make.permit_type = XPMEM_PERMIT_MODE;
+  make.permit_value = 0600;
+  return ioctl(fd, XPMEM_CMD_MAKE, &make) == 0 ? make.segid : -1;
 }
 
 } // namespace
@@ -400,9 +385,10 @@ TEST(Deadlock, NonRetryableFaultsOnEachOthersAttachments) {
   EXPECT_TRUE(ob.ok()) << ob.exit_code << "/" << ob.signal;
 }
 
-// An attacher faulting while the exporter invalidates the same pages in a
-// tight loop still dies promptly on SIGKILL.
-TEST(Killable, AttacherDiesWhileTheExporterKeepsInvalidating) {
+// An exporter child invalidates its whole buffer in a tight loop while
+// `attacher` (a child) uses an attachment of it; after two seconds the
+// attacher gets SIGKILL and must be gone within ten.
+void attacher_dies_during_invalidation_storm(const std::function<int(const Attached &)> &attacher) {
   const std::size_t size = 64 * kPage;
   Channel ch;
   pid_t exporter = spawn([&] {
@@ -422,58 +408,41 @@ TEST(Killable, AttacherDiesWhileTheExporterKeepsInvalidating) {
   });
   xpmem_segid_t seg = ch.recv(0);
   ASSERT_GT(seg, 0);
-  pid_t attacher = spawn([&] {
+  pid_t pid = spawn([&] {
     Attached a = attach_segment(seg, size);
-    if (!a)
-      return 1;
-    for (;;)
-      for (std::size_t off = 0; off < size; off += kPage)
-        static_cast<volatile char *>(a.data())[off] = 2;
+    return a ? attacher(a) : 100;
   });
   sleep(2);
   auto killed = std::chrono::steady_clock::now();
-  kill(attacher, SIGKILL);
+  kill(pid, SIGKILL);
   bool hung = false;
-  Outcome o = wait_child_for(attacher, 30, &hung);
+  Outcome o = wait_child_for(pid, 30, &hung);
   auto took = std::chrono::steady_clock::now() - killed;
   EXPECT_FALSE(hung) << "the attacher could not be killed";
-  EXPECT_EQ(o.signal, SIGKILL);
+  EXPECT_EQ(o.signal, SIGKILL) << "exit code " << o.exit_code;
   EXPECT_LT(std::chrono::duration_cast<std::chrono::seconds>(took).count(), 10);
   ch.send(0, 1);
   EXPECT_TRUE(wait_child(exporter).ok());
 }
 
-// A fatal signal while the kernel itself copies from an attachment
-// (write() from the attachment into a pipe) and the exporter keeps
-// invalidating: the copy must give up, not re-fault forever.
-TEST(Killable, KernelCopyFromAnAttachmentDiesOnSigkill) {
-  const std::size_t size = 64 * kPage;
-  Channel ch;
-  pid_t exporter = spawn([&] {
-    Mapping buf(size);
-    std::memset(buf.data(), 1, size);
-    xpmem::Segment seg = xpmem::Segment::make(buf.data(), size, 0600);
-    ch.send(1, seg.id());
-    std::atomic<bool> stop{false};
-    std::thread storm([&] {
-      while (!stop)
-        madvise(buf.data(), size, MADV_DONTNEED);
-    });
-    ch.recv(1);
-    stop = true;
-    storm.join();
+// Faulting from user space on pages the exporter keeps invalidating.
+TEST(Killable, AttacherDiesWhileTheExporterKeepsInvalidating) {
+  attacher_dies_during_invalidation_storm([](const Attached &a) {
+    for (;;)
+      for (std::size_t off = 0; off < a.att.size(); off += kPage)
+        static_cast<volatile char *>(a.data())[off] = 2;
     return 0;
   });
-  xpmem_segid_t seg = ch.recv(0);
-  ASSERT_GT(seg, 0);
-  pid_t attacher = spawn([&] {
-    Attached a = attach_segment(seg, size);
-    if (!a)
-      return 1;
+}
+
+// The kernel itself copies from the attachment (write() into a pipe): on a
+// fatal signal the copy must give up, not re-fault forever.
+TEST(Killable, KernelCopyFromAnAttachmentDiesOnSigkill) {
+  attacher_dies_during_invalidation_storm([](const Attached &a) {
     int fds[2];
     if (pipe(fds) != 0)
       return 2;
-    fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(size));
+    fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(a.att.size()));
     std::thread drain([&] {
       static char sink[65536];
       while (read(fds[0], sink, sizeof sink) > 0) {
@@ -481,20 +450,9 @@ TEST(Killable, KernelCopyFromAnAttachmentDiesOnSigkill) {
     });
     drain.detach();
     for (;;)
-      if (write(fds[1], a.data(), size) < 0 && errno != EINTR)
+      if (write(fds[1], a.data(), a.att.size()) < 0 && errno != EINTR)
         return 3;
   });
-  sleep(2);
-  auto killed = std::chrono::steady_clock::now();
-  kill(attacher, SIGKILL);
-  bool hung = false;
-  Outcome o = wait_child_for(attacher, 30, &hung);
-  auto took = std::chrono::steady_clock::now() - killed;
-  EXPECT_FALSE(hung) << "the attacher could not be killed inside write()";
-  EXPECT_EQ(o.signal, SIGKILL);
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::seconds>(took).count(), 10);
-  ch.send(0, 1);
-  EXPECT_TRUE(wait_child(exporter).ok());
 }
 
 // Attachments cannot become an executable view of writable memory.
@@ -519,12 +477,8 @@ TEST(DeviceClose, AnInheritedDescriptorKeepsNothingAlive) {
     int fd = open("/dev/xpmem", O_RDWR); // no CLOEXEC: the child inherits it
     if (fd < 0)
       return 1;
-    xpmem_cmd_make make{};
-    make.vaddr = reinterpret_cast<std::uintptr_t>(buf.data());
-    make.size = kPage;
-    make.permit_type = XPMEM_PERMIT_MODE;
-    make.permit_value = 0600;
-    if (ioctl(fd, XPMEM_CMD_MAKE, &make) != 0)
+    xpmem_segid_t seg = raw_make(fd, buf.data(), kPage);
+    if (seg <= 0)
       return 2;
     pid_t child = fork();
     if (child == 0) {
@@ -532,7 +486,7 @@ TEST(DeviceClose, AnInheritedDescriptorKeepsNothingAlive) {
       _exit(0);
     }
     close(fd);
-    ch.send(1, make.segid);
+    ch.send(1, seg);
     ch.recv(1);
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);
@@ -553,22 +507,18 @@ TEST(DeviceClose, ClosingADuplicateKeepsSegments) {
   Mapping buf(kPage);
   int fd = open("/dev/xpmem", O_RDWR | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  xpmem_cmd_make make{};
-  make.vaddr = reinterpret_cast<std::uintptr_t>(buf.data());
-  make.size = kPage;
-  make.permit_type = XPMEM_PERMIT_MODE;
-  make.permit_value = 0600;
-  ASSERT_EQ(ioctl(fd, XPMEM_CMD_MAKE, &make), 0);
+  xpmem_segid_t seg = raw_make(fd, buf.data(), kPage);
+  ASSERT_GT(seg, 0);
   int dup_fd = dup(fd);
   ASSERT_GE(dup_fd, 0);
   ASSERT_EQ(close(dup_fd), 0);
-  xpmem_apid_t apid = xpmem_get(make.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr);
+  xpmem_apid_t apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr);
   EXPECT_GT(apid, 0) << "closing a dup revoked the segment: " << strerror(errno);
   if (apid > 0)
     xpmem_release(apid);
   ASSERT_EQ(close(fd), 0);
   errno = 0;
-  EXPECT_EQ(xpmem_get(make.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr), -1);
+  EXPECT_EQ(xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr), -1);
   EXPECT_EQ(errno, ENOENT);
 }
 
@@ -578,15 +528,11 @@ TEST(DeviceClose, AChildClosingItsCopyChangesNothing) {
   Mapping buf(kPage);
   int fd = open("/dev/xpmem", O_RDWR);
   ASSERT_GE(fd, 0);
-  xpmem_cmd_make make{};
-  make.vaddr = reinterpret_cast<std::uintptr_t>(buf.data());
-  make.size = kPage;
-  make.permit_type = XPMEM_PERMIT_MODE;
-  make.permit_value = 0600;
-  ASSERT_EQ(ioctl(fd, XPMEM_CMD_MAKE, &make), 0);
+  xpmem_segid_t seg = raw_make(fd, buf.data(), kPage);
+  ASSERT_GT(seg, 0);
   Outcome o = run_child([fd] { return close(fd) == 0 ? 0 : 1; });
   EXPECT_TRUE(o.ok());
-  xpmem_apid_t apid = xpmem_get(make.segid, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr);
+  xpmem_apid_t apid = xpmem_get(seg, XPMEM_RDWR, XPMEM_PERMIT_MODE, nullptr);
   EXPECT_GT(apid, 0) << strerror(errno);
   if (apid > 0)
     xpmem_release(apid);

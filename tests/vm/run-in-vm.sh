@@ -6,7 +6,8 @@
 #
 #   run-in-vm.sh --module build/kmod/xpmem.ko [--kernel-release R]
 #                [--timeout SECONDS] [--out DIR] [--smp N] [--mem SIZE] [--no-module]
-#                [--prealloc] [--tsc-clock] -- command [args...]
+#                [--prealloc] [--tsc-clock] [--kernel-image PATH] [--numa]
+#                -- command [args...]
 #
 # The host root is mounted read-only at the same paths inside the guest, so
 # the command sees the build tree where it is; --out DIR (default: a fresh
@@ -18,6 +19,13 @@
 # to the HPET, and every clock_gettime() (Open MPI's progress loop reads the
 # clock every 8th call) then becomes a system call and an emulated device
 # access under QEMU's global lock, which other vCPUs wait on (benchmarks).
+# --numa splits the guest's memory and vCPUs into two NUMA nodes, so tests
+# can migrate pages between nodes.
+# --kernel-image PATH boots that bzImage (e.g. the debug kernel from
+# debug-kernel.sh) instead of /boot/vmlinuz-R; it must have everything the
+# rig needs built in, as /lib/modules/R is not needed then.  When the guest
+# kernel has kmemleak, the rig scans after the command and fails on any
+# suspected leak whose backtrace mentions xpmem.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +38,8 @@ mem=4G
 load_module=1
 prealloc=""
 kernel_args=""
+kernel_image=""
+numa=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -42,6 +52,8 @@ while [ $# -gt 0 ]; do
 	--no-module) load_module=0; shift ;;
 	--prealloc) prealloc=1; shift ;;
 	--tsc-clock) kernel_args="clocksource=tsc tsc=reliable"; shift ;;
+	--kernel-image) kernel_image=$(realpath "$2"); shift 2 ;;
+	--numa) numa=1; shift ;;
 	--) shift; break ;;
 	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -50,15 +62,24 @@ done
 if [ -z "$krel" ]; then
 	if [ -n "$module" ]; then
 		krel=$(modinfo -F vermagic "$module" | awk '{print $1}')
+	elif [ -n "$kernel_image" ]; then
+		# The release string of a bzImage: at 0x200 + the 16-bit offset at 0x20e.
+		off=$(od -An -tu2 -j $((0x20e)) -N2 "$kernel_image" | tr -d ' ')
+		krel=$(dd if="$kernel_image" bs=1 skip=$((off + 0x200)) count=128 status=none | tr '\0' ' ' | awk '{print $1}')
 	else
 		krel=$(ls /lib/modules | sort -V | tail -n 1)
 	fi
 fi
-kernel=/boot/vmlinuz-$krel
-moddir=/lib/modules/$krel
-for f in "$kernel" "$moddir/modules.dep"; do
-	[ -e "$f" ] || { echo "run-in-vm: $f missing (install linux-image-$krel)" >&2; exit 2; }
-done
+if [ -n "$kernel_image" ]; then
+	kernel=$kernel_image
+	[ -f "$kernel" ] || { echo "run-in-vm: kernel image $kernel missing" >&2; exit 2; }
+else
+	kernel=/boot/vmlinuz-$krel
+	moddir=/lib/modules/$krel
+	for f in "$kernel" "$moddir/modules.dep"; do
+		[ -e "$f" ] || { echo "run-in-vm: $f missing (install linux-image-$krel)" >&2; exit 2; }
+	done
+fi
 [ "$load_module" = 0 ] || [ -f "$module" ] || { echo "run-in-vm: module '$module' not found" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/xpmem-vm.XXXXXX)
@@ -126,6 +147,14 @@ if [ \$mod_rc = 0 ]; then
 	chroot /host /bin/sh /tmp/xpmem-job.sh
 	rc=\$?
 fi
+# A debug kernel with kmemleak: scan twice (objects younger than 5 s are not
+# reported) while the module is loaded, so its backtraces keep their symbols.
+if [ -e /host/sys/kernel/debug/kmemleak ]; then
+	echo scan >/host/sys/kernel/debug/kmemleak; sleep 6; echo scan >/host/sys/kernel/debug/kmemleak
+	echo "XPMEM-VM-KMEMLEAK-BEGIN"
+	cat /host/sys/kernel/debug/kmemleak
+	echo "XPMEM-VM-KMEMLEAK-END"
+fi
 rmmod_rc=0
 if [ $load_module = 1 ] && [ \$mod_rc = 0 ]; then
 	sync
@@ -143,17 +172,29 @@ chmod +x "$root/init"
 (cd "$root" && find . | cpio -o -H newc --quiet) | gzip -1 >"$work/initramfs.gz"
 
 # --- boot
+numa_args=()
+smp_spec=$smp
+if [ -n "$numa" ]; then
+	# One socket per vCPU: a shared cache across nodes makes the kernel warn.
+	smp_spec="$smp,sockets=$smp,cores=1,threads=1"
+	half=$(($(numfmt --from=iec "$mem") / 2 / 1048576))M
+	for n in 0 1; do
+		numa_args+=(-object "memory-backend-ram,id=mem$n,size=$half"
+			-numa "node,nodeid=$n,cpus=$((n % smp)),memdev=mem$n")
+	done
+fi
 log=$outdir/vm-console.log
 started=$(date +%s)
 set +e
 timeout --kill-after=10 "$timeout_s" qemu-system-x86_64 \
-	-accel tcg,thread=multi -cpu max -smp "$smp" -m "$mem" ${prealloc:+-mem-prealloc} \
+	-accel tcg,thread=multi -cpu max -smp "$smp_spec" -m "$mem" ${prealloc:+-mem-prealloc} "${numa_args[@]}" \
 	-kernel "$kernel" -initrd "$work/initramfs.gz" \
 	-append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4${kernel_args:+ $kernel_args}" \
 	-display none -monitor none -serial stdio -no-reboot \
 	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 	-virtfs local,path="$outdir",mount_tag=outdir,security_model=none,multidevs=remap \
-	</dev/null | tee "$log" | sed -n '/XPMEM-VM-DMESG-BEGIN/,/XPMEM-VM-DMESG-END/!p'
+	</dev/null | tee "$log" |
+	sed -e '/XPMEM-VM-DMESG-BEGIN/,/XPMEM-VM-DMESG-END/d' -e '/XPMEM-VM-KMEMLEAK-BEGIN/,/XPMEM-VM-KMEMLEAK-END/d'
 qemu_rc=${PIPESTATUS[0]}
 set -e
 echo "run-in-vm: guest ran $(($(date +%s) - started)) s (kernel $krel)"
@@ -168,7 +209,8 @@ if [ -z "$result" ]; then
 	exit 1
 fi
 bad=$(sed -n '/XPMEM-VM-DMESG-BEGIN/,/XPMEM-VM-DMESG-END/p' "$log" |
-	grep -aE 'WARNING:|BUG:|Oops|general protection|Call Trace|lockdep|refcount_t|possible recursive locking|circular locking|blocked for more than|UBSAN|KASAN|kernel BUG' || true)
+	grep -aE 'WARNING:|BUG:|Oops|general protection|Call Trace|lockdep|refcount_t|possible recursive locking|circular locking|blocked for more than|UBSAN|KASAN|kernel BUG' |
+	grep -av 'rcu: .*RCU lockdep checking is enabled' || true) # a lockdep kernel's boot banner
 if [ -n "$bad" ]; then
 	echo "run-in-vm: FAIL: the guest kernel log has warnings:" >&2
 	echo "$bad" >&2
@@ -179,6 +221,21 @@ if [ -n "$leaked" ]; then
 	echo "run-in-vm: FAIL: objects still live after the job:" >&2
 	echo "$leaked" >&2
 	exit 1
+fi
+if grep -aq 'XPMEM-VM-KMEMLEAK-BEGIN' "$log"; then
+	# One record per "unreferenced object" line; keep those whose backtrace mentions xpmem.
+	leaks=$(sed -n '/XPMEM-VM-KMEMLEAK-BEGIN/,/XPMEM-VM-KMEMLEAK-END/p' "$log" | tr -d '\r' | awk '
+		/XPMEM-VM-KMEMLEAK-(BEGIN|END)/ { next }
+		/^unreferenced object/ { if (hit) print rec; rec = $0; hit = 0; bt = 0; next }
+		rec != "" { rec = rec "\n" $0; if ($0 ~ /backtrace:/) bt = 1; else if (bt && $0 ~ /xpmem/) hit = 1 }
+		END { if (hit) print rec }')
+	total=$(sed -n '/XPMEM-VM-KMEMLEAK-BEGIN/,/XPMEM-VM-KMEMLEAK-END/p' "$log" | grep -ac '^unreferenced object' || true)
+	if [ -n "$leaks" ]; then
+		echo "run-in-vm: FAIL: kmemleak reports leaks from xpmem:" >&2
+		echo "$leaks" >&2
+		exit 1
+	fi
+	echo "run-in-vm: kmemleak: no leak from xpmem ($total other suspected leaks in $log)"
 fi
 echo "run-in-vm: $result"
 case "$result" in
