@@ -81,4 +81,53 @@ static inline vm_fault_t xpmem_fault_check_lock(struct vm_fault *vmf)
 }
 #endif
 
+/*
+ * ->mmap_prepare (6.16, c84bf6dd2b83) describes a mapping before its VMA
+ * exists and is meant to replace ->mmap.  We use it from 7.0, where the
+ * description's flags are only the vma_flags_t bitmap, set and cleared with
+ * vma_desc_set_flags()/vma_desc_clear_flags() (53f1d9364451, bae0ba7c7c0a);
+ * 6.16-6.19 had other flag fields for it and still take ->mmap, so they keep
+ * ->mmap.  7.1 renamed vma_desc_test_flags() to vma_desc_test_any()
+ * (e650bb30ca53).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 0, 0)
+#define XPMEM_HAVE_MMAP_PREPARE 1
+
+static inline bool xpmem_desc_shared(const struct vm_area_desc *desc)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 1, 0)
+	return vma_desc_test_any(desc, VMA_SHARED_BIT);
+#else
+	return vma_desc_test_flags(desc, VMA_SHARED_BIT);
+#endif
+}
+#endif
+
+/*
+ * Huge PFN mappings: from 6.12 (Peter Xu's huge-pfnmap series) a PMD leaf
+ * inserted into a VM_PFNMAP VMA is marked special, so GUP-fast and the
+ * other walkers that would take it for a THP of their own leave it alone;
+ * before, the module maps 4 KiB PTEs only.  6.17 took pfn_t out of
+ * vmf_insert_pfn_pmd() (21aa65bf82a7).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && \
+	defined(CONFIG_TRANSPARENT_HUGEPAGE) && \
+	defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)
+#define XPMEM_HAVE_HUGE_PFNMAP 1
+#include <linux/huge_mm.h>
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+#include <linux/pfn_t.h>
+#endif
+
+static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf,
+					      unsigned long pfn, bool write)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV), write);
+#else
+	return vmf_insert_pfn_pmd(vmf, pfn, write);
+#endif
+}
+#endif
+
 #endif /* _XPMEM_COMPAT_H */

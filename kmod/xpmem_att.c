@@ -385,6 +385,40 @@ static int xpmem_pte_noop(pte_t *pte, unsigned long addr, void *data)
 }
 
 /*
+ * Allocate the page tables of [start, end) here, charged to the attacher's
+ * memory cgroup, rather than in vmf_insert_pfn_prot() under att->lock,
+ * where reclaim could call our own notifier.  The attacher's mmap_lock
+ * keeps them until we install.  Where huge mappings exist, a new table and
+ * a PMD leaf must not race for the same PMD, so both are made under
+ * pt_lock; should a huge fault have mapped the PMD since the kernel chose
+ * this path, the access is retried and finds the huge mapping.
+ */
+static vm_fault_t xpmem_prealloc_ptes(struct vm_fault *vmf,
+				      struct xpmem_att *att,
+				      unsigned long start, unsigned long end)
+{
+	int err;
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	pmd_t pmd = pmdp_get_lockless(vmf->pmd);
+
+	if (!pmd_none(pmd) && !pmd_leaf(pmd))
+		return 0; /* the table exists and stays */
+	if (mutex_lock_killable(&att->pt_lock))
+		return xpmem_give_up(vmf, vmf->flags);
+	if (pmd_leaf(pmdp_get_lockless(vmf->pmd))) {
+		mutex_unlock(&att->pt_lock);
+		return VM_FAULT_NOPAGE;
+	}
+#endif
+	err = apply_to_page_range(vmf->vma->vm_mm, start, end - start,
+				  xpmem_pte_noop, NULL);
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	mutex_unlock(&att->pt_lock);
+#endif
+	return err ? xpmem_hmm_error(err) : 0;
+}
+
+/*
  * Install the snapshot in @pfns.  Called with att->lock held and the
  * snapshot known to be current, so every page is still mapped by the
  * exporter.  Only the faulting page of a write fault is mapped writable,
@@ -455,7 +489,6 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 	unsigned int noreclaim;
 	unsigned long *pfns;
 	vm_fault_t ret;
-	int err;
 
 	xpmem_stat_inc(XPMEM_STAT_FAULTS);
 	ret = xpmem_fault_check_lock(vmf);
@@ -471,18 +504,9 @@ static vm_fault_t xpmem_fault(struct vm_fault *vmf)
 		ret = VM_FAULT_OOM;
 		goto out_mmput;
 	}
-	/*
-	 * Page tables are allocated here, charged to the attacher's memory
-	 * cgroup, rather than by vmf_insert_pfn_prot() under att->lock, where
-	 * reclaim could call our own notifier.  The attacher's mmap_lock
-	 * keeps them until we install.
-	 */
-	err = apply_to_page_range(vma->vm_mm, start, end - start,
-				  xpmem_pte_noop, NULL);
-	if (err) {
-		ret = xpmem_hmm_error(err);
+	ret = xpmem_prealloc_ptes(vmf, att, start, end);
+	if (ret)
 		goto out_free;
-	}
 
 	range.notifier = &att->notifier;
 	range.start = att->src_start + xpmem_att_offset(vma, start);
@@ -555,6 +579,137 @@ static vm_fault_t xpmem_pfn_mkwrite(struct vm_fault *vmf)
 	return VM_FAULT_NOPAGE;
 }
 
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+/*
+ * Map a whole PMD where the exporter maps the same 2 MiB with one PMD (a
+ * THP or part of a hugetlbfs page) and the attachment lies congruent to it
+ * modulo 2 MiB, as xpmem_att_get_unmapped_area() places it.  Only the
+ * faulting page is looked up: that the exporter maps it with a PMD
+ * (hmm_pfn_to_map_order()) says the aligned 2 MiB around it is one folio,
+ * and the notifier sequence, whose interval covers it, says it still is
+ * when we insert.  Anything else falls back to ->fault and 4 KiB PTEs.  As
+ * for PTEs, only a write fault maps it writable, after marking the folio
+ * dirty; a write to a read-only PMD comes back here.  An invalidation of
+ * any part of the PMD zaps all of it.
+ */
+static vm_fault_t xpmem_huge_fault(struct vm_fault *vmf, unsigned int order)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct xpmem_att *att = vma->vm_file->private_data;
+	struct mm_struct *src_mm = att->permit->seg->mm;
+	unsigned long haddr = vmf->address & PMD_MASK;
+	unsigned long offset = xpmem_att_offset(vma, haddr);
+	unsigned long idx = (vmf->address - haddr) >> PAGE_SHIFT;
+	struct hmm_range range = {};
+	unsigned long hpfn = 0, pfn;
+	unsigned int noreclaim;
+	struct folio *folio;
+	vm_fault_t ret;
+	pmd_t pmd;
+	bool write;
+
+	if (order != PMD_ORDER || !READ_ONCE(xpmem_huge_mappings) ||
+	    haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end ||
+	    !IS_ALIGNED(att->src_start + offset, PMD_SIZE))
+		return VM_FAULT_FALLBACK;
+	ret = xpmem_fault_check_lock(vmf);
+	if (ret)
+		return ret;
+	if (READ_ONCE(att->dead) || !mmget_not_zero(src_mm))
+		return VM_FAULT_SIGBUS;
+
+	range.notifier = &att->notifier;
+	range.start = att->src_start + offset + (idx << PAGE_SHIFT);
+	range.end = range.start + PAGE_SIZE;
+	range.hmm_pfns = &hpfn;
+	range.pfn_flags_mask = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
+	ret = xpmem_snapshot_locked(vmf, vmf->flags, att, src_mm, &range, 0);
+	if (ret)
+		goto out_mmput;
+	pfn = page_to_pfn(hmm_pfn_to_page(hpfn)) - idx;
+	if (hmm_pfn_to_map_order(hpfn) < PMD_ORDER ||
+	    !IS_ALIGNED(pfn, HPAGE_PMD_NR)) {
+		ret = VM_FAULT_FALLBACK; /* the exporter maps 4 KiB pages here */
+		goto out_unlock;
+	}
+	/*
+	 * pt_lock comes before att->lock: wait for it only after dropping
+	 * att->lock, then check the snapshot again.  If it went stale, the
+	 * access is retried rather than sent to the 4 KiB path for good.
+	 */
+	if (!mutex_trylock(&att->pt_lock)) {
+		mutex_unlock(&att->lock);
+		if (mutex_lock_killable(&att->pt_lock)) {
+			ret = xpmem_give_up(vmf, vmf->flags);
+			goto out_mmput;
+		}
+		mutex_lock(&att->lock);
+		if (att->dead) {
+			ret = VM_FAULT_SIGBUS;
+			goto out_unlock_pt;
+		}
+		if (mmu_interval_read_retry(&att->notifier,
+					    range.notifier_seq)) {
+			ret = VM_FAULT_NOPAGE;
+			goto out_unlock_pt;
+		}
+	}
+	/* A fault of ours has given this PMD a page table meanwhile. */
+	pmd = pmdp_get_lockless(vmf->pmd);
+	if (!pmd_none(pmd) && !pmd_leaf(pmd)) {
+		ret = VM_FAULT_FALLBACK;
+		goto out_unlock_pt;
+	}
+
+	folio = page_folio(hmm_pfn_to_page(hpfn));
+	write = att->writable && (vmf->flags & FAULT_FLAG_WRITE) &&
+		(hpfn & HMM_PFN_WRITE);
+	if (write)
+		folio_mark_dirty(folio);
+	/* No page table to allocate on x86; elsewhere none may reclaim. */
+	noreclaim = memalloc_noreclaim_save();
+	ret = xpmem_insert_pfn_pmd(vmf, pfn, write);
+	memalloc_noreclaim_restore(noreclaim);
+	if (!(ret & VM_FAULT_ERROR)) {
+		folio_mark_accessed(folio);
+		att->mapped_start = min(att->mapped_start, offset);
+		att->mapped_end = max(att->mapped_end, offset + PMD_SIZE);
+		/* Counted once per new PMD, not when a write upgrades one. */
+		if (pmd_none(pmd))
+			xpmem_stat_inc(XPMEM_STAT_PMDS_INSTALLED);
+	}
+out_unlock_pt:
+	mutex_unlock(&att->pt_lock);
+out_unlock:
+	mutex_unlock(&att->lock);
+out_mmput:
+	mmput_async(src_mm);
+	/* A fallback is counted by ->fault. */
+	if (ret != VM_FAULT_FALLBACK)
+		xpmem_stat_inc(XPMEM_STAT_FAULTS);
+	return ret;
+}
+
+/*
+ * Place an attachment with no requested address congruent to its source
+ * modulo 2 MiB, so that huge source pages can be mapped huge:
+ * thp_get_unmapped_area() aligns to the file offset it is given, and it is
+ * given the source's offset within its PMD instead of ours (always 0).
+ */
+static unsigned long xpmem_att_get_unmapped_area(struct file *file,
+						 unsigned long addr,
+						 unsigned long len,
+						 unsigned long pgoff,
+						 unsigned long flags)
+{
+	struct xpmem_att *att = file->private_data;
+
+	return thp_get_unmapped_area(file, addr, len,
+				     (att->src_start & ~PMD_MASK) >> PAGE_SHIFT,
+				     flags);
+}
+#endif
+
 /* Detach works on whole attachments, so they cannot be split. */
 static int xpmem_may_split(struct vm_area_struct *vma, unsigned long addr)
 {
@@ -565,29 +720,69 @@ static const struct vm_operations_struct xpmem_att_vm_ops = {
 	.fault = xpmem_fault,
 	.pfn_mkwrite = xpmem_pfn_mkwrite,
 	.may_split = xpmem_may_split,
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	.huge_fault = xpmem_huge_fault,
+#endif
 };
 
+/* Only attach maps the file, once, exactly over the attachment. */
+static bool xpmem_att_map_allowed(const struct xpmem_att *att, bool shared,
+				  unsigned long pgoff, unsigned long len)
+{
+	return shared && !pgoff && len == att->size && !att->attacher_mm;
+}
+
+/*
+ * The attachment's VMA: VM_PFNMAP (no struct page behind our PTEs for the
+ * kernel to take references on), never expanded, dumped or inherited, and
+ * never executable (PROT_EXEC only arrives through READ_IMPLIES_EXEC): an
+ * executable view of writable memory would bypass W^X policies.
+ */
+#ifdef XPMEM_HAVE_MMAP_PREPARE
+static int xpmem_att_mmap_prepare(struct vm_area_desc *desc)
+{
+	struct xpmem_att *att = desc->file->private_data;
+
+	if (!xpmem_att_map_allowed(att, xpmem_desc_shared(desc), desc->pgoff,
+				   desc->end - desc->start))
+		return -EINVAL;
+	desc->vm_ops = &xpmem_att_vm_ops;
+	vma_desc_set_flags(desc, VMA_PFNMAP_BIT, VMA_IO_BIT, VMA_DONTEXPAND_BIT,
+			   VMA_DONTDUMP_BIT, VMA_DONTCOPY_BIT);
+	vma_desc_clear_flags(desc, VMA_EXEC_BIT, VMA_MAYEXEC_BIT);
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	/* Huge mappings follow THP's "always" and "madvise" settings. */
+	if (READ_ONCE(xpmem_huge_mappings))
+		vma_desc_set_flags(desc, VMA_HUGEPAGE_BIT);
+#endif
+	if (!att->writable)
+		vma_desc_clear_flags(desc, VMA_MAYWRITE_BIT);
+	WRITE_ONCE(att->attacher_mm, desc->mm);
+	return 0;
+}
+#else
 static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct xpmem_att *att = file->private_data;
 
-	/* Only attach maps the file, once, exactly over the attachment. */
-	if (!(vma->vm_flags & VM_SHARED) || vma->vm_pgoff ||
-	    vma->vm_end - vma->vm_start != att->size || att->attacher_mm)
+	if (!xpmem_att_map_allowed(att, vma->vm_flags & VM_SHARED,
+				   vma->vm_pgoff, vma->vm_end - vma->vm_start))
 		return -EINVAL;
 	vma->vm_ops = &xpmem_att_vm_ops;
 	xpmem_vma_flags_set(vma, VM_PFNMAP | VM_IO | VM_DONTEXPAND |
 					 VM_DONTDUMP | VM_DONTCOPY);
-	/*
-	 * Never executable (PROT_EXEC only arrives through READ_IMPLIES_EXEC):
-	 * an executable view of writable memory would bypass W^X policies.
-	 */
 	xpmem_vma_flags_clear(vma, VM_EXEC | VM_MAYEXEC);
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	/* Huge mappings follow THP's "always" and "madvise" settings. */
+	if (READ_ONCE(xpmem_huge_mappings))
+		xpmem_vma_flags_set(vma, VM_HUGEPAGE);
+#endif
 	if (!att->writable)
 		xpmem_vma_flags_clear(vma, VM_MAYWRITE);
 	WRITE_ONCE(att->attacher_mm, vma->vm_mm);
 	return 0;
 }
+#endif
 
 /* The last VMA of the attachment is gone (detach, munmap or exit). */
 static int xpmem_att_release(struct inode *inode, struct file *file)
@@ -607,7 +802,14 @@ static int xpmem_att_release(struct inode *inode, struct file *file)
 
 static const struct file_operations xpmem_att_fops = {
 	.owner = THIS_MODULE,
+#ifdef XPMEM_HAVE_MMAP_PREPARE
+	.mmap_prepare = xpmem_att_mmap_prepare,
+#else
 	.mmap = xpmem_att_mmap,
+#endif
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	.get_unmapped_area = xpmem_att_get_unmapped_area,
+#endif
 	.release = xpmem_att_release,
 };
 
@@ -628,6 +830,7 @@ static struct file *xpmem_att_create(struct xpmem_permit *permit,
 	if (!att)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&att->lock);
+	mutex_init(&att->pt_lock);
 	att->permit = permit;
 	att->src_start = seg->vaddr + offset;
 	att->size = size;

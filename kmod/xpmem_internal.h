@@ -91,6 +91,13 @@ struct xpmem_att {
 	 * it before zapping.
 	 */
 	struct mutex lock;
+	/*
+	 * Serialises changes to the attachment's page-table structure: the
+	 * PTE tables a fault preallocates and the PMD leaves a huge fault
+	 * installs, so neither finds the other's entry where it expects none.
+	 * Never taken by the notifier; taken before lock.
+	 */
+	struct mutex pt_lock;
 	struct address_space *mapping; /* of this attachment's inode */
 	const struct mm_struct *attacher_mm; /* identity only, set at mmap */
 	unsigned long src_start; /* exporter address of page 0 */
@@ -133,6 +140,7 @@ enum xpmem_stat {
 	XPMEM_STAT_PROCS,
 	XPMEM_STAT_FAULTS,
 	XPMEM_STAT_PTES_INSTALLED,
+	XPMEM_STAT_PMDS_INSTALLED,
 	XPMEM_STAT_INVALIDATIONS,
 	XPMEM_STAT_FAULT_RETRIES,
 	XPMEM_STAT_FAULT_LOCK_FAILURES,
@@ -155,6 +163,9 @@ void xpmem_stats_exit(void);
 
 /* xpmem_main.c: tunables */
 extern unsigned int xpmem_fault_around_pages;
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+extern bool xpmem_huge_mappings;
+#endif
 extern unsigned int xpmem_max_segments_per_user;
 extern unsigned int xpmem_max_permits_per_user;
 

@@ -12,6 +12,7 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
+#include "compat.h"
 #include "xpmem_internal.h"
 
 #ifndef CONFIG_MMU_NOTIFIER
@@ -22,6 +23,13 @@ unsigned int xpmem_fault_around_pages = 64;
 module_param_named(fault_around_pages, xpmem_fault_around_pages, uint, 0644);
 MODULE_PARM_DESC(fault_around_pages,
 		 "Pages one fault maps around the faulting address when present in the exporter (rounded down to a power of two, 1..512, default 64)");
+
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+bool xpmem_huge_mappings = true;
+module_param_named(huge_mappings, xpmem_huge_mappings, bool, 0644);
+MODULE_PARM_DESC(huge_mappings,
+		 "Map 2 MiB of the exporter's huge pages with one PMD where the attachment allows (default on; off maps 4 KiB PTEs only)");
+#endif
 
 /*
  * Like SysV's shmmni, but per user: enough for every rank of a large node

@@ -84,9 +84,9 @@ using Pressure = std::function<void(const Buffer &)>;
 
 struct Scenario {
   std::size_t size = 8 * kHuge;
-  std::size_t dup = 0;        // identical pages every `dup` pages (KSM)
-  bool huge = false;          // THP-aligned with MADV_HUGEPAGE
-  bool mergeable = false;     // MADV_MERGEABLE
+  std::size_t dup = 0;    // identical pages every `dup` pages (KSM)
+  bool huge = false;      // THP-aligned with MADV_HUGEPAGE
+  bool mergeable = false; // MADV_MERGEABLE
   int seconds_per_phase = 3;
 };
 
@@ -102,7 +102,8 @@ void attached_under_pressure(const Scenario &setup, const Pressure &pressure) {
         mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     if (raw == MAP_FAILED)
       return 10;
-    char *buf = reinterpret_cast<char *>((reinterpret_cast<std::uintptr_t>(raw) + kHuge - 1) & ~(kHuge - 1));
+    char *buf = reinterpret_cast<char *>((reinterpret_cast<std::uintptr_t>(raw) + kHuge - 1) &
+                                         ~(kHuge - 1));
     madvise(buf, setup.size, setup.huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
     if (setup.mergeable && madvise(buf, setup.size, MADV_MERGEABLE) != 0)
       return 11;
@@ -160,7 +161,8 @@ bool root() {
 class SharedCounter {
 public:
   SharedCounter()
-      : value_(static_cast<std::atomic<long> *>(mmap(nullptr, sizeof(std::atomic<long>), PROT_READ | PROT_WRITE,
+      : value_(static_cast<std::atomic<long> *>(mmap(nullptr, sizeof(std::atomic<long>),
+                                                     PROT_READ | PROT_WRITE,
                                                      MAP_SHARED | MAP_ANONYMOUS, -1, 0))) {
     new (value_) std::atomic<long>(0);
   }
@@ -185,6 +187,21 @@ TEST(Pressure, PageoutAndSwapIn) {
   if (read_long("/proc/sys/vm/swappiness") < 0)
     GTEST_SKIP() << "no /proc/sys/vm";
   Scenario s;
+  attached_under_pressure(s, [](const Buffer &b) {
+    for (std::size_t off = 0; off < b.size; off += kHuge) {
+      madvise(b.data + off, kHuge, MADV_PAGEOUT);
+      usleep(1000);
+    }
+  });
+}
+
+// The same with transparent huge pages, which the attacher maps with PMDs
+// where the kernel can (test_huge.cpp); swapping one out splits it.
+TEST(Pressure, PageoutAndSwapInOfHugePages) {
+  if (read_long("/proc/sys/vm/swappiness") < 0)
+    GTEST_SKIP() << "no /proc/sys/vm";
+  Scenario s;
+  s.huge = true;
   attached_under_pressure(s, [](const Buffer &b) {
     for (std::size_t off = 0; off < b.size; off += kHuge) {
       madvise(b.data + off, kHuge, MADV_PAGEOUT);
@@ -224,7 +241,8 @@ TEST(Pressure, HugePagesCollapseAndSplit) {
         collapses.add();
     char range[96];
     std::snprintf(range, sizeof range, "%d,0x%lx,0x%lx", getpid(),
-                  reinterpret_cast<unsigned long>(b.data), reinterpret_cast<unsigned long>(b.data + b.size));
+                  reinterpret_cast<unsigned long>(b.data),
+                  reinterpret_cast<unsigned long>(b.data + b.size));
     if (write_file(split, range))
       splits.add();
     usleep(5000);
@@ -263,10 +281,11 @@ TEST(Pressure, KsmMergesAndUnmerges) {
   std::printf("up to %ld of the exporter's pages merged\n", merged.get());
 }
 
-TEST(Pressure, NumaMigration) {
-  if (access("/sys/devices/system/node/node1", F_OK) != 0)
-    GTEST_SKIP() << "a single NUMA node (the VM suite boots a two-node guest)";
+namespace {
+
+void numa_migration(bool huge) {
   Scenario s;
+  s.huge = huge;
   SharedCounter moved;
   attached_under_pressure(s, [&](const Buffer &b) {
     static int target = 1;
@@ -281,4 +300,18 @@ TEST(Pressure, NumaMigration) {
     target ^= 1;
   });
   EXPECT_GT(moved.get(), 1) << "the exporter's pages were never moved between nodes";
+}
+
+} // namespace
+
+TEST(Pressure, NumaMigration) {
+  if (access("/sys/devices/system/node/node1", F_OK) != 0)
+    GTEST_SKIP() << "a single NUMA node (the VM suite boots a two-node guest)";
+  numa_migration(false);
+}
+
+TEST(Pressure, NumaMigrationOfHugePages) {
+  if (access("/sys/devices/system/node/node1", F_OK) != 0)
+    GTEST_SKIP() << "a single NUMA node (the VM suite boots a two-node guest)";
+  numa_migration(true);
 }

@@ -99,5 +99,5 @@ echo "=== debug-suite: all steps passed"
 JOB
 
 echo "run-debug-suite: kernel $KERNEL_RELEASE, results in $out"
-flock /tmp/xpmem-vm.lock "$here/run-in-vm.sh" --kernel-image "$KERNEL_IMAGE" --module "$module" \
+flock /tmp/xpmem-vm.lock "$here/run-in-vm.sh" --kernel-image "$KERNEL_IMAGE" --module "$module" --numa \
 	--mem "$mem" --smp "$smp" --timeout "$timeout_s" --out "$out" -- sh "$work/guest-job.sh"

@@ -7,7 +7,7 @@
 #   run-in-vm.sh --module build/kmod/xpmem.ko [--kernel-release R]
 #                [--timeout SECONDS] [--out DIR] [--smp N] [--mem SIZE] [--no-module]
 #                [--prealloc] [--tsc-clock] [--kernel-image PATH] [--numa]
-#                -- command [args...]
+#                [--kernel-root DIR] -- command [args...]
 #
 # The host root is mounted read-only at the same paths inside the guest, so
 # the command sees the build tree where it is; --out DIR (default: a fresh
@@ -21,6 +21,10 @@
 # access under QEMU's global lock, which other vCPUs wait on (benchmarks).
 # --numa splits the guest's memory and vCPUs into two NUMA nodes, so tests
 # can migrate pages between nodes.
+# --kernel-root DIR takes the kernel (DIR/boot/vmlinuz-R) and its modules
+# (DIR/lib/modules/R) from another root, the one kernel-root.sh builds for
+# newer kernels; the guest sees them at /lib/modules/R, so modprobe works,
+# while the command still runs in this machine's root.
 # --kernel-image PATH boots that bzImage (e.g. the debug kernel from
 # debug-kernel.sh) instead of /boot/vmlinuz-R; it must have everything the
 # rig needs built in, as /lib/modules/R is not needed then.  When the guest
@@ -40,6 +44,7 @@ prealloc=""
 kernel_args=""
 kernel_image=""
 numa=""
+kroot=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -54,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--tsc-clock) kernel_args="clocksource=tsc tsc=reliable"; shift ;;
 	--kernel-image) kernel_image=$(realpath "$2"); shift 2 ;;
 	--numa) numa=1; shift ;;
+	--kernel-root) kroot=$(realpath "$2"); shift 2 ;;
 	--) shift; break ;;
 	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -67,15 +73,15 @@ if [ -z "$krel" ]; then
 		off=$(od -An -tu2 -j $((0x20e)) -N2 "$kernel_image" | tr -d ' ')
 		krel=$(dd if="$kernel_image" bs=1 skip=$((off + 0x200)) count=128 status=none | tr '\0' ' ' | awk '{print $1}')
 	else
-		krel=$(ls /lib/modules | sort -V | tail -n 1)
+		krel=$(ls "$kroot/lib/modules" | sort -V | tail -n 1)
 	fi
 fi
 if [ -n "$kernel_image" ]; then
 	kernel=$kernel_image
 	[ -f "$kernel" ] || { echo "run-in-vm: kernel image $kernel missing" >&2; exit 2; }
 else
-	kernel=/boot/vmlinuz-$krel
-	moddir=/lib/modules/$krel
+	kernel=$kroot/boot/vmlinuz-$krel
+	moddir=$kroot/lib/modules/$krel
 	for f in "$kernel" "$moddir/modules.dep"; do
 		[ -e "$f" ] || { echo "run-in-vm: $f missing (install linux-image-$krel)" >&2; exit 2; }
 	done
@@ -99,7 +105,7 @@ cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
 	netfs fscache 9pnet 9pnet_virtio 9p overlay; do
-	path=$(modinfo -k "$krel" -n "$m" 2>/dev/null || true)
+	path=$(modinfo ${kroot:+-b "$kroot"} -k "$krel" -n "$m" 2>/dev/null || true)
 	case "$path" in
 	"" | "(builtin)") continue ;; # built into this kernel
 	*.ko) cp "$path" "$root/modules/$m.ko" ;;
@@ -109,6 +115,7 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 	esac
 	echo "$m" >>"$root/modules/order"
 done
+touch "$root/modules/order" # empty when all are built in (--kernel-image)
 
 quote() { printf '%q ' "$@"; }
 cat >"$root/job.sh" <<JOB
@@ -126,6 +133,10 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 for m in \$(cat /modules/order); do insmod /modules/\$m.ko || echo "VM: insmod \$m failed"; done
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host || echo "VM: 9p mount failed"
+if [ -n "$kroot" ]; then
+	mount -t overlay overlay -o lowerdir=/host/lib/modules:/host$kroot/lib/modules /host/lib/modules ||
+		echo "VM: overlay on /lib/modules failed"
+fi
 # /tmp: the host's files (a checkout may live there) under a writable tmpfs.
 mkdir -p /upper && mount -t tmpfs tmpfs /upper && mkdir -p /upper/tmp /upper/work && chmod 1777 /upper/tmp
 mount -t overlay overlay -o lowerdir=/host/tmp,upperdir=/upper/tmp,workdir=/upper/work /host/tmp || echo "VM: overlay on /tmp failed"
