@@ -147,6 +147,7 @@ int main(int argc, char **argv) {
     return 1;
   pid_t exporter = fork();
   if (exporter == 0) {
+    close(fds[0]);
     char *small_buf = touched_buffer(size, false), *huge_buf = touched_buffer(size, true);
     if (!small_buf || !huge_buf)
       _exit(1);
@@ -160,6 +161,7 @@ int main(int argc, char **argv) {
     }
     _exit(0);
   }
+  close(fds[1]);
   xpmem_segid_t ids[2];
   if (read(fds[0], ids, sizeof ids) != sizeof ids || ids[0] <= 0 || ids[1] <= 0) {
     std::fprintf(stderr, "attach_touch: the exporter failed\n");
