@@ -54,6 +54,8 @@ if [ ! -x "$root/usr/bin/apt-get" ] || [ ! -e "$root/.debootstrap-done" ]; then
 	touch "$root/.debootstrap-done"
 fi
 
+# This machine's resolver, which may have changed since the root was made.
+cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 cat >"$root/etc/apt/sources.list" <<EOF
 deb $mirror trixie main
 deb $mirror trixie-updates main
