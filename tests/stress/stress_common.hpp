@@ -19,12 +19,14 @@
 #include <ctime>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <map>
 #include <new>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -320,6 +322,45 @@ __attribute__((format(printf, 2, 3))) inline void say(int fd, const char *fmt, .
 }
 
 // --- The module's counters ------------------------------------------------
+
+// A /proc file's text without trailing newlines ("" if unreadable).
+inline std::string read_text(const std::string &path) {
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  return text;
+}
+
+// What a process stuck in the kernel is doing: each thread's state, wait
+// channel, system call and (root only) kernel stack, on stderr prefixed by
+// `prog`; as root also sysrq w and l (blocked tasks, every CPU) into the
+// kernel log.
+inline void show_tasks(const char *prog, pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  if (DIR *d = opendir(dir.c_str())) {
+    while (dirent *e = readdir(d)) {
+      if (e->d_name[0] == '.')
+        continue;
+      std::string task = dir + "/" + e->d_name;
+      std::string stat = read_text(task + "/stat");
+      std::size_t paren = stat.rfind(')');
+      char state = paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
+      say(2, "%s: task %s state %c wchan %s syscall %s\n%s\n", prog, e->d_name, state,
+          read_text(task + "/wchan").c_str(), read_text(task + "/syscall").c_str(),
+          read_text(task + "/stack").c_str());
+    }
+    closedir(d);
+  }
+  for (const char *key : {"w", "l"}) {
+    int fd = open("/proc/sysrq-trigger", O_WRONLY);
+    if (fd < 0)
+      break;
+    if (write(fd, key, 1) != 1) {
+    }
+    close(fd);
+  }
+}
 
 // Debugfs is root-only: nullopt for other users (the check is skipped then).
 inline std::optional<std::map<std::string, long>> read_module_stats() {

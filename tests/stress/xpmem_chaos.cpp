@@ -28,7 +28,6 @@
 #include <thread>
 #include <vector>
 
-#include <dirent.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -449,41 +448,6 @@ struct Child {
   bool exporter = false;
 };
 
-std::string read_text(const std::string &path) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!text.empty() && text.back() == '\n')
-    text.pop_back();
-  return text;
-}
-
-// Each thread's state, wait channel and (root only) kernel stack; as root
-// also sysrq w and l (blocked tasks, every CPU) into the kernel log.
-void show_tasks(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  if (DIR *d = opendir(dir.c_str())) {
-    while (dirent *e = readdir(d)) {
-      if (e->d_name[0] == '.')
-        continue;
-      std::string task = dir + "/" + e->d_name;
-      std::string stat = read_text(task + "/stat");
-      std::size_t paren = stat.rfind(')');
-      char state = paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
-      say(2, "xpmem_chaos: task %s state %c wchan %s\n%s\n", e->d_name, state,
-          read_text(task + "/wchan").c_str(), read_text(task + "/stack").c_str());
-    }
-    closedir(d);
-  }
-  for (const char *key : {"w", "l"}) {
-    int fd = open("/proc/sysrq-trigger", O_WRONLY);
-    if (fd < 0)
-      break;
-    if (write(fd, key, 1) != 1) {
-    }
-    close(fd);
-  }
-}
-
 // Reaps every child of the round; a child that cannot be reaped after
 // SIGKILL is stuck in the kernel.
 bool reap_round(std::vector<Child> &children, double timeout) {
@@ -508,7 +472,7 @@ bool reap_round(std::vector<Child> &children, double timeout) {
             "reaped %.0f s after SIGKILL (stuck in the kernel)\n",
             (unsigned long long)g_shared->seed, (unsigned long long)g_shared->round.seed, i, c.pid,
             timeout);
-        show_tasks(c.pid);
+        show_tasks("xpmem_chaos", c.pid);
         say(2, "xpmem_chaos: its last operations:\n");
         g_shared->round.rings[i].dump(2, op_name, g_shared->start);
         return false;

@@ -37,7 +37,6 @@
 #include <thread>
 #include <vector>
 
-#include <dirent.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -2880,14 +2879,6 @@ void print_summary(const Shared &shared, double elapsed, bool failed) {
       (unsigned long long)c.respawns.load());
 }
 
-std::string read_text(const std::string &path) {
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  while (!text.empty() && text.back() == '\n')
-    text.pop_back();
-  return text;
-}
-
 // Everything we can learn about a worker that stopped making progress: its
 // operations, and each thread's state, wait channel, system call and (for
 // root) kernel stack; as root also the kernel's view of all blocked tasks
@@ -2902,29 +2893,7 @@ void show_stuck(const Shared &shared, int slot, pid_t pid, const char *why) {
     if (beat > 0)
       say(2, "xpmem_fuzz: thread t%d last began an operation %.1f s ago\n", t, now - beat);
   }
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  if (DIR *d = opendir(dir.c_str())) {
-    while (dirent *e = readdir(d)) {
-      if (e->d_name[0] == '.')
-        continue;
-      std::string task = dir + "/" + e->d_name;
-      std::string stat = read_text(task + "/stat");
-      std::size_t paren = stat.rfind(')');
-      char state = paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
-      say(2, "xpmem_fuzz: task %s state %c wchan %s syscall %s\n%s\n", e->d_name, state,
-          read_text(task + "/wchan").c_str(), read_text(task + "/syscall").c_str(),
-          read_text(task + "/stack").c_str());
-    }
-    closedir(d);
-  }
-  for (const char *key : {"w", "l"}) {
-    int fd = open("/proc/sysrq-trigger", O_WRONLY);
-    if (fd < 0)
-      break;
-    if (write(fd, key, 1) != 1) {
-    }
-    close(fd);
-  }
+  show_tasks("xpmem_fuzz", pid);
 }
 
 // SIGKILL and reap, but not forever: a task stuck in the kernel never dies.
