@@ -130,4 +130,15 @@ static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf,
 }
 #endif
 
+/*
+ * A fault's run of PTEs is installed in one walk of its page table,
+ * setting special PTEs the way insert_pfn() does for vmf_insert_pfn_prot();
+ * "special" is what tells vm_normal_page() and GUP-fast that these pages
+ * are not ours to refcount, so without pte_special (an architecture
+ * property, not a release) every page goes through vmf_insert_pfn_prot().
+ */
+#ifdef CONFIG_ARCH_HAS_PTE_SPECIAL
+#define XPMEM_HAVE_PTE_BATCH 1
+#endif
+
 #endif /* _XPMEM_COMPAT_H */

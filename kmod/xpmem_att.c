@@ -418,6 +418,136 @@ static vm_fault_t xpmem_prealloc_ptes(struct vm_fault *vmf,
 	return err ? xpmem_hmm_error(err) : 0;
 }
 
+/* One fault's installation: the snapshot and what became of it. */
+struct xpmem_install_state {
+	struct vm_area_struct *vma;
+	const unsigned long *pfns; /* hmm pfns of the window from start */
+	unsigned long start;
+	unsigned long fault_addr;
+	bool may_write; /* a write fault with a writable permit */
+	bool batch; /* ordinary pages go in one walk (batch_ptes, once) */
+	pgprot_t prot_ro;
+	pgprot_t prot_rw;
+	unsigned long lo, hi; /* span of installed pages */
+	unsigned long installed;
+	vm_fault_t fault_ret; /* for the faulting page */
+};
+
+static bool xpmem_install_writable(const struct xpmem_install_state *st,
+				   unsigned long addr, unsigned long hpfn)
+{
+	return addr == st->fault_addr && st->may_write &&
+	       (hpfn & HMM_PFN_WRITE);
+}
+
+static void xpmem_install_done(struct xpmem_install_state *st,
+			       unsigned long addr, struct page *page)
+{
+	folio_mark_accessed(page_folio(page));
+	st->lo = min(st->lo, addr);
+	st->hi = max(st->hi, addr + PAGE_SIZE);
+	st->installed++;
+}
+
+#ifdef XPMEM_HAVE_PTE_BATCH
+/*
+ * Whether @page may be mapped by xpmem_install_pte(), which skips the
+ * memory-type lookup vmf_insert_pfn_prot() does per page (on x86, PAT:
+ * a walk of the resource tree).  Anonymous memory, the page cache and the
+ * zero page are always write-back, the cache mode of vm_page_prot; a page
+ * with no mapping (a driver's, perhaps write-combined) or of ZONE_DEVICE
+ * goes through vmf_insert_pfn_prot().
+ */
+static bool xpmem_pte_batchable(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	if (is_zone_device_page(page))
+		return false;
+	return folio_test_anon(folio) || READ_ONCE(folio->mapping) ||
+	       is_zero_pfn(page_to_pfn(page));
+}
+
+/*
+ * apply_to_page_range() callback, under the page table's lock: map one
+ * page of the snapshot unless something is mapped there already, as
+ * insert_pfn() does.
+ */
+static int xpmem_install_pte(pte_t *pte, unsigned long addr, void *data)
+{
+	struct xpmem_install_state *st = data;
+	unsigned long hpfn = st->pfns[(addr - st->start) >> PAGE_SHIFT];
+	struct page *page;
+	pgprot_t prot;
+
+	if (!(hpfn & HMM_PFN_VALID) || !pte_none(ptep_get(pte)))
+		return 0;
+	page = hmm_pfn_to_page(hpfn);
+	if (!xpmem_pte_batchable(page))
+		return 0;
+	prot = xpmem_install_writable(st, addr, hpfn) ? st->prot_rw :
+							st->prot_ro;
+	set_pte_at(st->vma->vm_mm, addr, pte,
+		   pte_mkspecial(pfn_pte(page_to_pfn(page), prot)));
+	update_mmu_cache(st->vma, addr, pte);
+	xpmem_install_done(st, addr, page);
+	return 0;
+}
+
+/*
+ * Map the batchable pages of [start, end) in one locked walk of the page
+ * table (a fault's window never crosses one).  The table exists
+ * (xpmem_prealloc_ptes()) and cannot be a huge leaf (the kernel calls
+ * ->fault only for a PMD that is a table or none, and pt_lock keeps a huge
+ * fault from filling it since), so nothing is allocated here.
+ */
+static void xpmem_install_batch(struct xpmem_install_state *st,
+				unsigned long end)
+{
+	int err;
+
+	if (!st->batch)
+		return;
+	err = apply_to_page_range(st->vma->vm_mm, st->start, end - st->start,
+				  xpmem_install_pte, st);
+	xpmem_stat_inc(XPMEM_STAT_PTE_TABLE_LOCKS);
+	if (err)
+		st->fault_ret = xpmem_hmm_error(err);
+}
+
+static bool xpmem_batched(const struct xpmem_install_state *st,
+			  struct page *page)
+{
+	return st->batch && xpmem_pte_batchable(page);
+}
+
+/*
+ * Read once per fault, so a page is never left out or mapped twice when
+ * the parameter changes under it.  An inaccessible VMA (PROT_NONE) keeps
+ * vmf_insert_pfn_prot()'s L1TF check on its non-present PTEs.
+ */
+static bool xpmem_batch_enabled(struct vm_area_struct *vma)
+{
+	return READ_ONCE(xpmem_batch_ptes) && vma_is_accessible(vma);
+}
+#else
+static void xpmem_install_batch(struct xpmem_install_state *st,
+				unsigned long end)
+{
+}
+
+static bool xpmem_batched(const struct xpmem_install_state *st,
+			  struct page *page)
+{
+	return false;
+}
+
+static bool xpmem_batch_enabled(struct vm_area_struct *vma)
+{
+	return false;
+}
+#endif
+
 /*
  * Install the snapshot in @pfns.  Called with att->lock held and the
  * snapshot known to be current, so every page is still mapped by the
@@ -426,57 +556,67 @@ static vm_fault_t xpmem_prealloc_ptes(struct vm_fault *vmf,
  * COW-shared or zero page); it is marked dirty before its PTE appears, so
  * no write through it can be lost to reclaim or MADV_FREE.  Neighbours
  * are mapped read-only, so that pages nobody writes are never dirtied; a
- * later write to one goes through xpmem_pfn_mkwrite().
+ * later write to one goes through xpmem_pfn_mkwrite().  Ordinary memory is
+ * mapped in one walk of the page table; anything else one page at a time.
  */
 static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 				const unsigned long *pfns, unsigned long start,
 				unsigned long npages)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	unsigned long fault_addr = vmf->address & PAGE_MASK;
-	bool may_write = att->writable && (vmf->flags & FAULT_FLAG_WRITE);
-	pgprot_t prot_ro = vma->vm_page_prot;
-	pgprot_t prot_rw = vm_get_page_prot(vma->vm_flags);
-	unsigned long lo = ULONG_MAX, hi = 0;
-	vm_fault_t ret = VM_FAULT_NOPAGE;
-	unsigned long i, installed = 0;
+	struct xpmem_install_state st = {
+		.vma = vma,
+		.pfns = pfns,
+		.start = start,
+		.fault_addr = vmf->address & PAGE_MASK,
+		.may_write = att->writable && (vmf->flags & FAULT_FLAG_WRITE),
+		.batch = xpmem_batch_enabled(vma),
+		.prot_ro = vma->vm_page_prot,
+		.prot_rw = vm_get_page_prot(vma->vm_flags),
+		.lo = ULONG_MAX,
+		.fault_ret = VM_FAULT_NOPAGE,
+	};
+	unsigned long fault_hpfn = pfns[(st.fault_addr - start) >> PAGE_SHIFT];
+	unsigned long i;
+
+	if ((fault_hpfn & HMM_PFN_VALID) &&
+	    xpmem_install_writable(&st, st.fault_addr, fault_hpfn))
+		folio_mark_dirty(page_folio(hmm_pfn_to_page(fault_hpfn)));
+	xpmem_install_batch(&st, start + (npages << PAGE_SHIFT));
 
 	for (i = 0; i < npages; i++) {
 		unsigned long addr = start + (i << PAGE_SHIFT);
 		unsigned long hpfn = pfns[i];
-		bool fault_page = addr == fault_addr;
-		bool writable = fault_page && may_write &&
-				(hpfn & HMM_PFN_WRITE);
 		struct page *page;
 		vm_fault_t r;
 
 		if (!(hpfn & HMM_PFN_VALID))
 			continue;
 		page = hmm_pfn_to_page(hpfn);
-		if (writable)
-			folio_mark_dirty(page_folio(page));
+		if (xpmem_batched(&st, page))
+			continue;
 		r = vmf_insert_pfn_prot(vma, addr, page_to_pfn(page),
-					writable ? prot_rw : prot_ro);
+					xpmem_install_writable(&st, addr, hpfn) ?
+						st.prot_rw :
+						st.prot_ro);
+		xpmem_stat_inc(XPMEM_STAT_PTE_TABLE_LOCKS);
 		if (r & VM_FAULT_ERROR) {
-			if (fault_page)
-				ret = r;
+			if (addr == st.fault_addr)
+				st.fault_ret = r;
 			if (r & VM_FAULT_OOM)
 				break;
 			continue;
 		}
-		folio_mark_accessed(page_folio(page));
-		lo = min(lo, addr);
-		hi = addr + PAGE_SIZE;
-		installed++;
+		xpmem_install_done(&st, addr, page);
 	}
-	if (installed) {
+	if (st.installed) {
 		att->mapped_start = min(att->mapped_start,
-					xpmem_att_offset(vma, lo));
+					xpmem_att_offset(vma, st.lo));
 		att->mapped_end = max(att->mapped_end,
-				      xpmem_att_offset(vma, hi));
+				      xpmem_att_offset(vma, st.hi));
 	}
-	xpmem_stat_add(XPMEM_STAT_PTES_INSTALLED, installed);
-	return ret;
+	xpmem_stat_add(XPMEM_STAT_PTES_INSTALLED, st.installed);
+	return st.fault_ret;
 }
 
 static vm_fault_t xpmem_fault(struct vm_fault *vmf)

@@ -141,6 +141,7 @@ enum xpmem_stat {
 	XPMEM_STAT_FAULTS,
 	XPMEM_STAT_PTES_INSTALLED,
 	XPMEM_STAT_PMDS_INSTALLED,
+	XPMEM_STAT_PTE_TABLE_LOCKS,
 	XPMEM_STAT_INVALIDATIONS,
 	XPMEM_STAT_FAULT_RETRIES,
 	XPMEM_STAT_FAULT_LOCK_FAILURES,
@@ -163,6 +164,9 @@ void xpmem_stats_exit(void);
 
 /* xpmem_main.c: tunables */
 extern unsigned int xpmem_fault_around_pages;
+#ifdef XPMEM_HAVE_PTE_BATCH
+extern bool xpmem_batch_ptes;
+#endif
 #ifdef XPMEM_HAVE_HUGE_PFNMAP
 extern bool xpmem_huge_mappings;
 #endif

@@ -24,6 +24,13 @@ module_param_named(fault_around_pages, xpmem_fault_around_pages, uint, 0644);
 MODULE_PARM_DESC(fault_around_pages,
 		 "Pages one fault maps around the faulting address when present in the exporter (rounded down to a power of two, 1..512, default 64)");
 
+#ifdef XPMEM_HAVE_PTE_BATCH
+bool xpmem_batch_ptes = true;
+module_param_named(batch_ptes, xpmem_batch_ptes, bool, 0644);
+MODULE_PARM_DESC(batch_ptes,
+		 "Install a fault's PTEs in one locked walk of their page table (default on; off inserts them one at a time)");
+#endif
+
 #ifdef XPMEM_HAVE_HUGE_PFNMAP
 bool xpmem_huge_mappings = true;
 module_param_named(huge_mappings, xpmem_huge_mappings, bool, 0644);

@@ -21,6 +21,7 @@ static const char *const xpmem_stat_names[XPMEM_NR_STATS] = {
 	[XPMEM_STAT_FAULTS] = "faults",
 	[XPMEM_STAT_PTES_INSTALLED] = "ptes_installed",
 	[XPMEM_STAT_PMDS_INSTALLED] = "pmds_installed",
+	[XPMEM_STAT_PTE_TABLE_LOCKS] = "pte_table_locks",
 	[XPMEM_STAT_INVALIDATIONS] = "invalidations",
 	[XPMEM_STAT_FAULT_RETRIES] = "fault_retries",
 	[XPMEM_STAT_FAULT_LOCK_FAILURES] = "fault_lock_failures",

@@ -189,6 +189,31 @@ inline std::optional<std::map<std::string, long>> stats() {
   return m;
 }
 
+// Sets a module parameter for the scope (root only) and restores it after.
+class ScopedParam {
+public:
+  ScopedParam(const char *name, const std::string &value)
+      : path_(std::string("/sys/module/xpmem/parameters/") + name) {
+    std::ifstream in(path_);
+    ok_ = static_cast<bool>(in >> old_);
+    if (ok_)
+      ok_ = static_cast<bool>(std::ofstream(path_) << value << std::flush);
+  }
+  ScopedParam(const char *name, long value) : ScopedParam(name, std::to_string(value)) {}
+  ~ScopedParam() {
+    if (ok_)
+      std::ofstream(path_) << old_;
+  }
+  ScopedParam(const ScopedParam &) = delete;
+  ScopedParam &operator=(const ScopedParam &) = delete;
+  bool ok() const { return ok_; }
+
+private:
+  std::string path_;
+  std::string old_;
+  bool ok_ = false;
+};
+
 // A permit and an attachment of the first `size` bytes of a segment.
 struct Attached {
   xpmem::Permit permit;

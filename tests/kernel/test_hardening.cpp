@@ -52,7 +52,8 @@ int self_window(std::ptrdiff_t shift, End end, std::uintptr_t at_addr = 0) {
   std::uintptr_t v = at_addr ? at_addr : free_range(size);
   if (!v)
     return 12;
-  void *p = xpmem_attach(at(apid, static_cast<off_t>(v + shift)), size, reinterpret_cast<void *>(v));
+  void *p =
+      xpmem_attach(at(apid, static_cast<off_t>(v + shift)), size, reinterpret_cast<void *>(v));
   if (failed(p))
     return errno == EINVAL || errno == EFAULT ? 0 : 13; // refusing is allowed
   if (p != reinterpret_cast<void *>(v))
@@ -104,7 +105,8 @@ TEST(Recursion, SelfCoveringWindowExit) {
 }
 
 TEST(Recursion, SelfWindowOffsetByAPage) {
-  for (std::ptrdiff_t shift : {static_cast<std::ptrdiff_t>(kPage), -static_cast<std::ptrdiff_t>(kPage)}) {
+  for (std::ptrdiff_t shift :
+       {static_cast<std::ptrdiff_t>(kPage), -static_cast<std::ptrdiff_t>(kPage)}) {
     for (End end : {End::Detach, End::Exit}) {
       Outcome o = run_child([=] { return self_window(shift, end); });
       EXPECT_TRUE(o.ok()) << "shift " << shift << ": " << o.exit_code << "/" << o.signal;
@@ -138,8 +140,8 @@ void ring_of_attachments(int n, End end) {
     std::atomic<std::uint64_t> addr[8];
     std::atomic<int> attached, done;
   };
-  auto *sh = static_cast<Shared *>(mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
-                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  auto *sh = static_cast<Shared *>(
+      mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(sh, MAP_FAILED);
   new (sh) Shared{};
   std::vector<pid_t> pids;
@@ -540,31 +542,6 @@ TEST(DeviceClose, AChildClosingItsCopyChangesNothing) {
 }
 
 // --- Per-user bounds ----------------------------------------------------------
-
-namespace {
-
-// Sets a module parameter for the scope (root only); restores it after.
-class ScopedParam {
-public:
-  ScopedParam(const char *name, long value) : path_(std::string("/sys/module/xpmem/parameters/") + name) {
-    std::ifstream in(path_);
-    ok_ = static_cast<bool>(in >> old_);
-    if (ok_)
-      ok_ = static_cast<bool>(std::ofstream(path_) << value);
-  }
-  ~ScopedParam() {
-    if (ok_)
-      std::ofstream(path_) << old_;
-  }
-  bool ok() const { return ok_; }
-
-private:
-  std::string path_;
-  long old_ = 0;
-  bool ok_ = false;
-};
-
-} // namespace
 
 TEST(Limits, SegmentsPerUserAreBounded) {
   if (geteuid() != 0)

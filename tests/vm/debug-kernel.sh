@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Build (once) a small debug kernel for the VM rig: Debian's linux-source-6.1,
+# Build (once) a small debug kernel for the VM rig: Debian's linux-source,
 # x86_64_defconfig plus what the rig needs, all built in (=y), with KASAN,
 # lockdep, kmemleak, DEBUG_VM, DEBUG_PAGEALLOC, page owner, page-table check
 # and the lockup detectors.  Only Debian packages are downloaded.
 #
-#   debug-kernel.sh [--print-config]
+#   debug-kernel.sh [--print-config] [--root DIR --series X.Y]
 #
-# Cache: ${XPMEM_CACHE:-/var/cache/xpmem-dev}/debug-kernel (outside the tree;
-# about 4 GB).  It keeps the unpacked, built source tree (a kernel build tree:
+# Without --root: Debian 12's linux-source-6.1, built on this machine.
+# With --root DIR --series X.Y: linux-source-X.Y of DIR's archive (a root made
+# by kernel-root.sh: trixie, trixie-backports), unpacked and built inside DIR
+# with its compiler and tools (chroot), as a newer kernel needs.
+#
+# Cache: ${XPMEM_CACHE:-/var/cache/xpmem-dev}/debug-kernel, or
+# DIR/var/cache/xpmem-debug-kernel with --root (outside the tree; about 4 GB
+# each).  It keeps the unpacked, built source tree (a kernel build tree:
 # `make -C $KERNEL_BUILD M=<dir> modules` builds an external module against
-# it) and an `env` file with KERNEL_IMAGE=, KERNEL_BUILD=, KERNEL_RELEASE=.
+# it) and an `env` file with KERNEL_IMAGE=, KERNEL_BUILD=, KERNEL_RELEASE=
+# (host paths) and, with --root, KERNEL_ROOT= (then KERNEL_BUILD is to be
+# used inside that root: chroot KERNEL_ROOT make -C ${KERNEL_BUILD#KERNEL_ROOT}).
 # The build is skipped when the image exists for the same configuration hash
 # (this script's fragment + the linux-source package version).  Takes about
 # 1-2 hours on 2 cores the first time (nice -n 10 make -j$XPMEM_JOBS, default 2).
@@ -18,10 +26,23 @@
 #       tests/vm/run-in-vm.sh --kernel-image "$KERNEL_IMAGE" --module xpmem.ko ...
 set -euo pipefail
 
-cache=${XPMEM_CACHE:-/var/cache/xpmem-dev}/debug-kernel
 jobs=${XPMEM_JOBS:-2}
-pkg=linux-source-6.1
-tarball=/usr/src/linux-source-6.1.tar.xz
+root="" series=6.1 print=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--print-config) print=1; shift ;;
+	--root) root=$(realpath "$2"); shift 2 ;;
+	--series) series=$2; shift 2 ;;
+	*) echo "debug-kernel: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+pkg=linux-source-$series
+if [ -n "$root" ]; then
+	cache=$root/var/cache/xpmem-debug-kernel
+else
+	cache=${XPMEM_CACHE:-/var/cache/xpmem-dev}/debug-kernel
+fi
+tarball=$root/usr/src/linux-source-$series.tar.xz
 
 # The configuration on top of x86_64_defconfig.  NAME=y/n, NAME="string", NAME=number.
 # HMM_MIRROR has no prompt: TEST_HMM (a test driver, built in) selects it and
@@ -136,21 +157,36 @@ SCSI=n
 EOF
 }
 
-if [ "${1:-}" = --print-config ]; then fragment; exit 0; fi
+if [ "$print" = 1 ]; then fragment; exit 0; fi
 
 log() { echo "debug-kernel: $*" >&2; }
 
-# --- packages (from Debian's archive only)
+# Runs a command on this machine, or inside the root (with /proc: objtool
+# and kbuild read it).
+if [ -n "$root" ]; then
+	[ -x "$root/usr/bin/apt-get" ] || { log "FAIL: $root is not a Debian root (run kernel-root.sh)"; exit 1; }
+	# Its own mount (stacked over any other), as build-kmod-in-root.sh does,
+	# so either can finish first.
+	mount -t proc proc "$root/proc"
+	trap 'umount "$root/proc"' EXIT
+	env_prefix=(chroot "$root" env LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin)
+else
+	env_prefix=(env)
+fi
+in_env() { "${env_prefix[@]}" DEBIAN_FRONTEND=noninteractive "$@"; }
+
+# --- packages (from Debian's archive only; a newer series may be in backports)
 need=()
-for p in $pkg build-essential bc bison flex libelf-dev libssl-dev cpio kmod xz-utils; do
-	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+for p in $pkg build-essential bc bison flex libelf-dev libssl-dev cpio kmod xz-utils python3; do
+	in_env dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
-	log "installing ${need[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
+	log "installing ${need[*]}${root:+ in $root}"
+	in_env apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
+		in_env apt-get install -y --no-install-recommends -t "$(in_env sh -c '. /etc/os-release; echo $VERSION_CODENAME')-backports" "${need[@]}" >&2
 fi
 [ -f "$tarball" ] || { log "$tarball missing after installing $pkg"; exit 1; }
-srcver=$(dpkg-query -W -f='${Version}' $pkg)
+srcver=$(in_env dpkg-query -W -f='${Version}' "$pkg")
 
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
@@ -170,12 +206,14 @@ else
 		log "unpacking $tarball ($srcver)"
 		rm -rf "$tree.tmp" && mkdir -p "$tree.tmp"
 		tar -xJf "$tarball" -C "$tree.tmp"
-		mv "$tree.tmp/linux-source-6.1" "$tree" && rmdir "$tree.tmp"
+		mv "$tree.tmp/linux-source-$series" "$tree" && rmdir "$tree.tmp"
 	fi
 	cd "$tree"
 	rm -f .xpmem-config-hash
+	# kmake: make in the tree, on this machine or inside the root.
+	kmake() { nice -n 10 "${env_prefix[@]}" make -C "${tree#"$root"}" "$@"; }
 	# --- configure
-	make -s x86_64_defconfig
+	kmake -s x86_64_defconfig
 	args=()
 	while IFS= read -r line; do
 		name=${line%%=*} val=${line#*=}
@@ -187,7 +225,7 @@ else
 		esac
 	done < <(fragment)
 	scripts/config "${args[@]}"
-	make -s olddefconfig
+	kmake -s olddefconfig
 	# Every requested option must have survived olddefconfig.
 	missing=0
 	while IFS= read -r line; do
@@ -202,14 +240,14 @@ else
 	done < <(fragment)
 	[ "$missing" = 0 ] || { log "FAIL: the configuration above did not take (see $tree/.config)"; exit 1; }
 	# --- build: the image, and the few modules for Module.symvers / modules_prepare
-	log "building $(make -s kernelversion)$(sed -n 's/^CONFIG_LOCALVERSION="\(.*\)"$/\1/p' .config) in $tree with -j$jobs (log: $cache/build.log)"
+	log "building $(kmake -s kernelversion)$(sed -n 's/^CONFIG_LOCALVERSION="\(.*\)"$/\1/p' .config) in $tree with -j$jobs (log: $cache/build.log)"
 	started=$(date +%s)
-	if ! nice -n 10 make -j"$jobs" bzImage modules >"$cache/build.log" 2>&1; then
+	if ! kmake -j"$jobs" bzImage modules </dev/null >"$cache/build.log" 2>&1; then
 		tail -n 40 "$cache/build.log" >&2
 		log "FAIL: build failed (see $cache/build.log)"
 		exit 1
 	fi
-	nice -n 10 make -j"$jobs" modules_prepare >>"$cache/build.log" 2>&1
+	kmake -j"$jobs" modules_prepare </dev/null >>"$cache/build.log" 2>&1
 	log "built in $(($(date +%s) - started)) s"
 	echo "$hash" >.xpmem-config-hash
 fi
@@ -219,6 +257,7 @@ cat >"$envfile" <<EOF
 KERNEL_IMAGE=$image
 KERNEL_BUILD=$tree
 KERNEL_RELEASE=$release
+${root:+KERNEL_ROOT=$root}
 EOF
 log "KERNEL_IMAGE=$image"
 log "KERNEL_BUILD=$tree"
