@@ -2,17 +2,22 @@
 //   first-touch  attach SIZE MiB once and read one word of every page;
 //   window-W     attach, touch and detach W-sized windows one after another
 //                over SIZE MiB, as MPI does with fresh buffers;
-// for exporter memory of 4 KiB pages and of transparent huge pages, with the
-// module's huge mappings off (4 KiB PTEs, as before they existed) and on;
-// beside a memcpy of the same bytes within one process.  Runs as root in the
-// VM (bench/run-attach-touch.sh): it switches the module parameter
-// huge_mappings and reads the module's counters, so each line also says how
-// many faults, PTEs and PMDs a MiB cost.  Configurations run in a new order
+// for exporter memory of 4 KiB pages and of transparent huge pages, with
+// the module installing PTEs one at a time ("single": batch_ptes and
+// huge_mappings off, the module as it was), in one walk per fault
+// ("batched") and, from Linux 6.12, with huge mappings too ("pmds"); beside
+// a memcpy of the same bytes within one process.  Runs as root in the VM
+// (bench/run-attach-touch.sh): it switches the module parameters and reads
+// the module's counters, so each line also says how many faults, PTEs, PMDs
+// and page-table lock rounds a MiB cost.  Configurations run in a new order
 // each round (a shuffle seeded by the round), so drift favours none.
 //
 //   attach_touch [--rounds N] [--size-mib S]
-// Prints "round config measure ns_per_mib faults_per_mib ptes_per_mib pmds_per_mib".
+// Prints "round config measure ns_per_mib faults_per_mib ptes_per_mib
+// pmds_per_mib table_locks_per_mib".
 #include <xpmem.hpp>
+
+#include "module_debug.hpp"
 
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -25,8 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -36,24 +40,6 @@ namespace {
 constexpr std::size_t kHuge = 2UL << 20;
 constexpr std::size_t kMiB = 1UL << 20;
 const std::size_t kPage = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-const char *const kHugeParam = "/sys/module/xpmem/parameters/huge_mappings";
-
-std::map<std::string, long> module_counters() {
-  std::ifstream in("/sys/kernel/debug/xpmem/stats");
-  std::map<std::string, long> m;
-  std::string k;
-  long v;
-  while (in >> k >> v)
-    m[k] = v;
-  return m;
-}
-
-bool set_huge_mappings(bool on) {
-  std::ofstream out(kHugeParam);
-  out << (on ? "Y" : "N");
-  out.flush();
-  return static_cast<bool>(out);
-}
 
 // 2 MiB-aligned anonymous memory, huge or not, every page touched.
 char *touched_buffer(std::size_t size, bool huge) {
@@ -78,21 +64,23 @@ long touch(const char *p, std::size_t size) {
 
 struct Sample {
   double ns_per_mib = 0;
-  double faults = 0, ptes = 0, pmds = 0; // per MiB
+  double faults = 0, ptes = 0, pmds = 0, table_locks = 0; // per MiB
 };
 
 template <typename F> Sample measure(std::size_t bytes, F &&body) {
-  auto before = module_counters();
+  using xpmem_debug::counter_delta;
+  auto before = xpmem_debug::read_counters().value_or(xpmem_debug::Counters{});
   auto t0 = std::chrono::steady_clock::now();
   body();
   auto t1 = std::chrono::steady_clock::now();
-  auto after = module_counters();
+  auto after = xpmem_debug::read_counters().value_or(xpmem_debug::Counters{});
   const double mib = static_cast<double>(bytes) / kMiB;
   Sample s;
   s.ns_per_mib = std::chrono::duration<double, std::nano>(t1 - t0).count() / mib;
-  s.faults = (after["faults"] - before["faults"]) / mib;
-  s.ptes = (after["ptes_installed"] - before["ptes_installed"]) / mib;
-  s.pmds = (after["pmds_installed"] - before["pmds_installed"]) / mib;
+  s.faults = counter_delta(after, before, "faults") / mib;
+  s.ptes = counter_delta(after, before, "ptes_installed") / mib;
+  s.pmds = counter_delta(after, before, "pmds_installed") / mib;
+  s.table_locks = counter_delta(after, before, "pte_table_locks") / mib;
   return s;
 }
 
@@ -135,9 +123,11 @@ int main(int argc, char **argv) {
     else if (!std::strcmp(argv[i], "--size-mib"))
       size = std::strtoul(argv[i + 1], nullptr, 10) * kMiB;
   }
-  const bool can_switch = access(kHugeParam, W_OK) == 0;
-  if (module_counters().empty()) {
-    std::fprintf(stderr, "attach_touch: needs root and the module's debugfs counters\n");
+  const bool have_huge = access(xpmem_debug::param_path("huge_mappings").c_str(), W_OK) == 0;
+  if (!xpmem_debug::read_counters() ||
+      access(xpmem_debug::param_path("batch_ptes").c_str(), W_OK) != 0) {
+    std::fprintf(stderr, "attach_touch: needs root, the module's debugfs counters and its "
+                         "batch_ptes parameter\n");
     return 1;
   }
 
@@ -171,38 +161,45 @@ int main(int argc, char **argv) {
 
   struct Config {
     std::string name;
-    int memory;     // 0: 4 KiB pages, 1: huge pages, -1: memcpy within one process
-    bool huge_maps; // the module parameter
+    int memory;       // 0: 4 KiB pages, 1: huge pages, -1: memcpy within one process
+    bool batch, huge; // the module parameters batch_ptes, huge_mappings
   };
-  std::vector<Config> configs = {
-      {"4k-pages.ptes", 0, false}, {"huge-pages.ptes", 1, false}, {"memcpy", -1, false}};
-  if (can_switch) {
-    configs.push_back({"4k-pages.pmds", 0, true});
-    configs.push_back({"huge-pages.pmds", 1, true});
-  } else {
-    std::printf("# no huge_mappings parameter (kernel before 6.12): PTEs only\n");
+  std::vector<Config> configs = {{"memcpy", -1, false, false}};
+  for (int memory : {0, 1}) {
+    const std::string kind = memory ? "huge-pages" : "4k-pages";
+    configs.push_back({kind + ".single", memory, false, false});
+    configs.push_back({kind + ".batched", memory, true, false});
+    if (have_huge)
+      configs.push_back({kind + ".pmds", memory, true, true});
   }
+  if (!have_huge)
+    std::printf("# no huge_mappings parameter (kernel before 6.12): PTEs only\n");
   char *src = touched_buffer(size, true), *dst = touched_buffer(size, true);
   if (!src || !dst)
     return 1;
   const std::size_t window_sizes[] = {64 * 1024, kMiB, 4 * kMiB};
 
   std::printf("# size %zu MiB, %d rounds\n", size / kMiB, rounds);
-  std::printf("round config measure ns_per_mib faults_per_mib ptes_per_mib pmds_per_mib\n");
+  std::printf("round config measure ns_per_mib faults_per_mib ptes_per_mib pmds_per_mib "
+              "table_locks_per_mib\n");
   for (int round = 0; round < rounds; round++) {
     std::vector<Config> order = configs;
     std::shuffle(order.begin(), order.end(), std::mt19937(static_cast<unsigned>(round)));
     for (const Config &c : order) {
       auto report = [&](const std::string &measure_name, const Sample &s) {
-        std::printf("%d %s %s %.0f %.2f %.1f %.3f\n", round, c.name.c_str(), measure_name.c_str(),
-                    s.ns_per_mib, s.faults, s.ptes, s.pmds);
+        std::printf("%d %s %s %.0f %.2f %.1f %.3f %.2f\n", round, c.name.c_str(),
+                    measure_name.c_str(), s.ns_per_mib, s.faults, s.ptes, s.pmds, s.table_locks);
       };
       if (c.memory < 0) {
         report("copy", measure(size, [&] { std::memcpy(dst, src, size); }));
         continue;
       }
-      if (can_switch && !set_huge_mappings(c.huge_maps)) {
-        std::fprintf(stderr, "attach_touch: cannot write %s\n", kHugeParam);
+      xpmem_debug::ScopedParam batch("batch_ptes", c.batch ? "Y" : "N");
+      std::optional<xpmem_debug::ScopedParam> huge;
+      if (have_huge)
+        huge.emplace("huge_mappings", c.huge ? "Y" : "N");
+      if (!batch.ok() || (huge && !huge->ok())) {
+        std::fprintf(stderr, "attach_touch: cannot set the module's parameters\n");
         return 1;
       }
       report("first-touch", first_touch(permits[c.memory], size));
@@ -211,8 +208,6 @@ int main(int argc, char **argv) {
     }
     std::fflush(stdout);
   }
-  if (can_switch)
-    set_huge_mappings(true);
   permits[0] = {};
   permits[1] = {};
   close(fds[0]);

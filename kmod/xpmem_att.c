@@ -57,6 +57,8 @@
 #define XPMEM_FAULT_ATTEMPTS 4
 /* Trylocks of the exporter's mmap_lock by a fault that cannot be retried. */
 #define XPMEM_NORETRY_LOCK_TRIES 3
+/* The most pages one fault maps (fault_around_pages is clamped to it). */
+#define XPMEM_FAULT_WINDOW_MAX 512
 
 static struct vfsmount *xpmem_mnt;
 /* Runs the zaps the notifier asks for; may run in reclaim, so it has a rescuer. */
@@ -297,12 +299,15 @@ static void xpmem_fault_window(struct vm_fault *vmf, unsigned long *start,
 			       unsigned long *end)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	unsigned int want = clamp(READ_ONCE(xpmem_fault_around_pages), 1U, 512U);
+	unsigned int want = clamp(READ_ONCE(xpmem_fault_around_pages), 1U,
+				  (unsigned int)XPMEM_FAULT_WINDOW_MAX);
 	unsigned long win = rounddown_pow_of_two(want) << PAGE_SHIFT;
 	unsigned long base = vmf->address & ~(win - 1);
+	unsigned long pmd_base = vmf->address & PMD_MASK;
 
-	*start = max(base, vma->vm_start);
-	*end = min(base + win, vma->vm_end);
+	/* Inside the VMA and inside the faulting PMD (one page table). */
+	*start = max3(base, vma->vm_start, pmd_base);
+	*end = min3(base + win, vma->vm_end, pmd_base + PMD_SIZE);
 }
 
 /* Offset into the attachment (and its file) of @addr in @vma. */
@@ -423,13 +428,15 @@ struct xpmem_install_state {
 	struct vm_area_struct *vma;
 	const unsigned long *pfns; /* hmm pfns of the window from start */
 	unsigned long start;
+	unsigned long npages;
 	unsigned long fault_addr;
 	bool may_write; /* a write fault with a writable permit */
-	bool batch; /* ordinary pages go in one walk (batch_ptes, once) */
 	pgprot_t prot_ro;
 	pgprot_t prot_rw;
-	unsigned long lo, hi; /* span of installed pages */
-	unsigned long installed;
+	/* Pages the walk maps: decided once, before it (see xpmem_batch_plan()). */
+	DECLARE_BITMAP(batched, XPMEM_FAULT_WINDOW_MAX);
+	/* Pages given a PTE by this fault. */
+	DECLARE_BITMAP(installed, XPMEM_FAULT_WINDOW_MAX);
 	vm_fault_t fault_ret; /* for the faulting page */
 };
 
@@ -440,23 +447,18 @@ static bool xpmem_install_writable(const struct xpmem_install_state *st,
 	       (hpfn & HMM_PFN_WRITE);
 }
 
-static void xpmem_install_done(struct xpmem_install_state *st,
-			       unsigned long addr, struct page *page)
-{
-	folio_mark_accessed(page_folio(page));
-	st->lo = min(st->lo, addr);
-	st->hi = max(st->hi, addr + PAGE_SIZE);
-	st->installed++;
-}
-
 #ifdef XPMEM_HAVE_PTE_BATCH
 /*
  * Whether @page may be mapped by xpmem_install_pte(), which skips the
- * memory-type lookup vmf_insert_pfn_prot() does per page (on x86, PAT:
- * a walk of the resource tree).  Anonymous memory, the page cache and the
- * zero page are always write-back, the cache mode of vm_page_prot; a page
- * with no mapping (a driver's, perhaps write-combined) or of ZONE_DEVICE
- * goes through vmf_insert_pfn_prot().
+ * memory-type lookup vmf_insert_pfn_prot() does per page (on x86, PAT: the
+ * page's memtype bits, after a walk of the resource tree).  A RAM page gets
+ * another memtype than write-back only from a driver (set_memory_wc() and
+ * the like), which then maps it to user space only through VM_PFNMAP or
+ * VM_IO VMAs, which hmm_range_fault() refuses.  Still, only pages that
+ * cannot be a driver's are taken here: anonymous pages, page-cache pages on
+ * the LRU, hugetlb pages and the zero page.  Anything else (ZONE_DEVICE, a
+ * driver page with a ->mapping of its own, a page briefly off the LRU, the
+ * huge zero page) goes through vmf_insert_pfn_prot().
  */
 static bool xpmem_pte_batchable(struct page *page)
 {
@@ -464,87 +466,82 @@ static bool xpmem_pte_batchable(struct page *page)
 
 	if (is_zone_device_page(page))
 		return false;
-	return folio_test_anon(folio) || READ_ONCE(folio->mapping) ||
-	       is_zero_pfn(page_to_pfn(page));
+	if (folio_test_anon(folio) || folio_test_hugetlb(folio) ||
+	    is_zero_pfn(page_to_pfn(page)))
+		return true;
+	return READ_ONCE(folio->mapping) && folio_test_lru(folio);
+}
+
+/*
+ * Which valid pages of the snapshot the walk maps, decided once, so that a
+ * page is never left to both paths or to neither; none if batch_ptes is
+ * off (read once per fault for the same reason).
+ */
+static void xpmem_batch_plan(struct xpmem_install_state *st)
+{
+	unsigned long i;
+
+	if (!READ_ONCE(xpmem_batch_ptes))
+		return;
+	for (i = 0; i < st->npages; i++)
+		if ((st->pfns[i] & HMM_PFN_VALID) &&
+		    xpmem_pte_batchable(hmm_pfn_to_page(st->pfns[i])))
+			__set_bit(i, st->batched);
 }
 
 /*
  * apply_to_page_range() callback, under the page table's lock: map one
- * page of the snapshot unless something is mapped there already, as
- * insert_pfn() does.
+ * planned page unless something is mapped there already, with the PTE
+ * insert_pfn() makes for vmf_insert_pfn_prot().
  */
 static int xpmem_install_pte(pte_t *pte, unsigned long addr, void *data)
 {
 	struct xpmem_install_state *st = data;
-	unsigned long hpfn = st->pfns[(addr - st->start) >> PAGE_SHIFT];
-	struct page *page;
+	unsigned long i = (addr - st->start) >> PAGE_SHIFT;
+	unsigned long hpfn = st->pfns[i];
 	pgprot_t prot;
 
-	if (!(hpfn & HMM_PFN_VALID) || !pte_none(ptep_get(pte)))
-		return 0;
-	page = hmm_pfn_to_page(hpfn);
-	if (!xpmem_pte_batchable(page))
+	if (!test_bit(i, st->batched) || !pte_none(ptep_get(pte)))
 		return 0;
 	prot = xpmem_install_writable(st, addr, hpfn) ? st->prot_rw :
 							st->prot_ro;
 	set_pte_at(st->vma->vm_mm, addr, pte,
-		   pte_mkspecial(pfn_pte(page_to_pfn(page), prot)));
+		   pte_mkspecial(pfn_pte(page_to_pfn(hmm_pfn_to_page(hpfn)),
+					 prot)));
 	update_mmu_cache(st->vma, addr, pte);
-	xpmem_install_done(st, addr, page);
+	__set_bit(i, st->installed);
 	return 0;
 }
 
 /*
- * Map the batchable pages of [start, end) in one locked walk of the page
- * table (a fault's window never crosses one).  The table exists
- * (xpmem_prealloc_ptes()) and cannot be a huge leaf (the kernel calls
- * ->fault only for a PMD that is a table or none, and pt_lock keeps a huge
- * fault from filling it since), so nothing is allocated here.
+ * Map the planned pages in one locked walk of the page table: the window
+ * lies within one PMD (xpmem_fault_window()), whose table exists
+ * (xpmem_prealloc_ptes()) and stays a table (the kernel calls ->fault only
+ * for a PMD that is a table or none, pt_lock keeps a huge fault from
+ * filling it since, and nothing frees a table under the attacher's
+ * mmap_lock), so nothing is allocated here.  Should the walk fail anyway,
+ * the pages it did not map are left to vmf_insert_pfn_prot().
  */
-static void xpmem_install_batch(struct xpmem_install_state *st,
-				unsigned long end)
+static void xpmem_install_batch(struct xpmem_install_state *st)
 {
 	int err;
 
-	if (!st->batch)
+	if (bitmap_empty(st->batched, st->npages))
 		return;
-	err = apply_to_page_range(st->vma->vm_mm, st->start, end - st->start,
-				  xpmem_install_pte, st);
+	err = apply_to_page_range(st->vma->vm_mm, st->start,
+				  st->npages << PAGE_SHIFT, xpmem_install_pte,
+				  st);
 	xpmem_stat_inc(XPMEM_STAT_PTE_TABLE_LOCKS);
 	if (err)
-		st->fault_ret = xpmem_hmm_error(err);
-}
-
-static bool xpmem_batched(const struct xpmem_install_state *st,
-			  struct page *page)
-{
-	return st->batch && xpmem_pte_batchable(page);
-}
-
-/*
- * Read once per fault, so a page is never left out or mapped twice when
- * the parameter changes under it.  An inaccessible VMA (PROT_NONE) keeps
- * vmf_insert_pfn_prot()'s L1TF check on its non-present PTEs.
- */
-static bool xpmem_batch_enabled(struct vm_area_struct *vma)
-{
-	return READ_ONCE(xpmem_batch_ptes) && vma_is_accessible(vma);
+		bitmap_zero(st->batched, st->npages);
 }
 #else
-static void xpmem_install_batch(struct xpmem_install_state *st,
-				unsigned long end)
+static void xpmem_batch_plan(struct xpmem_install_state *st)
 {
 }
 
-static bool xpmem_batched(const struct xpmem_install_state *st,
-			  struct page *page)
+static void xpmem_install_batch(struct xpmem_install_state *st)
 {
-	return false;
-}
-
-static bool xpmem_batch_enabled(struct vm_area_struct *vma)
-{
-	return false;
 }
 #endif
 
@@ -568,34 +565,33 @@ static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 		.vma = vma,
 		.pfns = pfns,
 		.start = start,
+		.npages = npages,
 		.fault_addr = vmf->address & PAGE_MASK,
 		.may_write = att->writable && (vmf->flags & FAULT_FLAG_WRITE),
-		.batch = xpmem_batch_enabled(vma),
 		.prot_ro = vma->vm_page_prot,
 		.prot_rw = vm_get_page_prot(vma->vm_flags),
-		.lo = ULONG_MAX,
 		.fault_ret = VM_FAULT_NOPAGE,
 	};
 	unsigned long fault_hpfn = pfns[(st.fault_addr - start) >> PAGE_SHIFT];
-	unsigned long i;
+	unsigned long i, first, last, installed;
 
+	if (WARN_ON_ONCE(npages > XPMEM_FAULT_WINDOW_MAX))
+		return VM_FAULT_SIGBUS;
 	if ((fault_hpfn & HMM_PFN_VALID) &&
 	    xpmem_install_writable(&st, st.fault_addr, fault_hpfn))
 		folio_mark_dirty(page_folio(hmm_pfn_to_page(fault_hpfn)));
-	xpmem_install_batch(&st, start + (npages << PAGE_SHIFT));
+	xpmem_batch_plan(&st);
+	xpmem_install_batch(&st);
 
 	for (i = 0; i < npages; i++) {
 		unsigned long addr = start + (i << PAGE_SHIFT);
 		unsigned long hpfn = pfns[i];
-		struct page *page;
 		vm_fault_t r;
 
-		if (!(hpfn & HMM_PFN_VALID))
+		if (!(hpfn & HMM_PFN_VALID) || test_bit(i, st.batched))
 			continue;
-		page = hmm_pfn_to_page(hpfn);
-		if (xpmem_batched(&st, page))
-			continue;
-		r = vmf_insert_pfn_prot(vma, addr, page_to_pfn(page),
+		r = vmf_insert_pfn_prot(vma, addr,
+					page_to_pfn(hmm_pfn_to_page(hpfn)),
 					xpmem_install_writable(&st, addr, hpfn) ?
 						st.prot_rw :
 						st.prot_ro);
@@ -607,15 +603,31 @@ static vm_fault_t xpmem_install(struct vm_fault *vmf, struct xpmem_att *att,
 				break;
 			continue;
 		}
-		xpmem_install_done(&st, addr, page);
+		__set_bit(i, st.installed);
 	}
-	if (st.installed) {
+
+	/*
+	 * Outside the page table's lock: this may drain LRU batches.  The
+	 * zero page has no LRU state to keep.
+	 */
+	for_each_set_bit(i, st.installed, npages) {
+		struct page *page = hmm_pfn_to_page(pfns[i]);
+
+		if (!is_zero_pfn(page_to_pfn(page)))
+			folio_mark_accessed(page_folio(page));
+	}
+	installed = bitmap_weight(st.installed, npages);
+	if (installed) {
+		first = find_first_bit(st.installed, npages);
+		last = find_last_bit(st.installed, npages);
 		att->mapped_start = min(att->mapped_start,
-					xpmem_att_offset(vma, st.lo));
+					xpmem_att_offset(vma, start) +
+						(first << PAGE_SHIFT));
 		att->mapped_end = max(att->mapped_end,
-				      xpmem_att_offset(vma, st.hi));
+				      xpmem_att_offset(vma, start) +
+					      ((last + 1) << PAGE_SHIFT));
 	}
-	xpmem_stat_add(XPMEM_STAT_PTES_INSTALLED, st.installed);
+	xpmem_stat_add(XPMEM_STAT_PTES_INSTALLED, installed);
 	return st.fault_ret;
 }
 

@@ -5,6 +5,8 @@
 #include <xpmem.h>
 #include <xpmem.hpp>
 
+#include "module_debug.hpp"
+
 #include <csetjmp>
 #include <csignal>
 #include <cstdint>
@@ -178,41 +180,10 @@ inline bool check(const char *p, std::size_t n, std::uint32_t seed) {
 
 // The module's debugfs counters, if this user can read them (root).
 inline std::optional<std::map<std::string, long>> stats() {
-  std::ifstream in("/sys/kernel/debug/xpmem/stats");
-  if (!in)
-    return std::nullopt;
-  std::map<std::string, long> m;
-  std::string k;
-  long v;
-  while (in >> k >> v)
-    m[k] = v;
-  return m;
+  return xpmem_debug::read_counters();
 }
 
-// Sets a module parameter for the scope (root only) and restores it after.
-class ScopedParam {
-public:
-  ScopedParam(const char *name, const std::string &value)
-      : path_(std::string("/sys/module/xpmem/parameters/") + name) {
-    std::ifstream in(path_);
-    ok_ = static_cast<bool>(in >> old_);
-    if (ok_)
-      ok_ = static_cast<bool>(std::ofstream(path_) << value << std::flush);
-  }
-  ScopedParam(const char *name, long value) : ScopedParam(name, std::to_string(value)) {}
-  ~ScopedParam() {
-    if (ok_)
-      std::ofstream(path_) << old_;
-  }
-  ScopedParam(const ScopedParam &) = delete;
-  ScopedParam &operator=(const ScopedParam &) = delete;
-  bool ok() const { return ok_; }
-
-private:
-  std::string path_;
-  std::string old_;
-  bool ok_ = false;
-};
+using xpmem_debug::ScopedParam;
 
 // A permit and an attachment of the first `size` bytes of a segment.
 struct Attached {

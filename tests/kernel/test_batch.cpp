@@ -16,11 +16,7 @@ using namespace xt;
 
 namespace {
 
-long delta(const std::map<std::string, long> &after, const std::map<std::string, long> &before,
-           const char *name) {
-  auto a = after.find(name), b = before.find(name);
-  return (a == after.end() ? 0 : a->second) - (b == before.end() ? 0 : b->second);
-}
+using xpmem_debug::counter_delta;
 
 std::uint64_t word(std::uint32_t seed, std::size_t page) {
   return (std::uint64_t{seed} << 32) ^ (page * 0x9e3779b97f4a7c15ULL) ^ 1;
@@ -66,8 +62,9 @@ TEST(BatchedPtes, OneTableLockPerFault) {
     for (std::size_t p = 0; p < kPages; p++)
       EXPECT_EQ(read_word(a.data(), p), word(7, p)) << "page " << p;
     auto after = stats();
-    return {delta(*after, *before, "faults"), delta(*after, *before, "ptes_installed"),
-            delta(*after, *before, "pte_table_locks")};
+    return {counter_delta(*after, *before, "faults"),
+            counter_delta(*after, *before, "ptes_installed"),
+            counter_delta(*after, *before, "pte_table_locks")};
   };
   const Run single = run(false), batched = run(true);
   EXPECT_EQ(single.ptes, static_cast<long>(kPages));
@@ -143,8 +140,8 @@ TEST(BatchedPtes, SamePagesWhicheverPathInstallsThem) {
     auto after = stats();
     if (!before || !after)
       return {};
-    return {{"faults", delta(*after, *before, "faults")},
-            {"ptes", delta(*after, *before, "ptes_installed")}};
+    return {{"faults", counter_delta(*after, *before, "faults")},
+            {"ptes", counter_delta(*after, *before, "ptes_installed")}};
   };
 
   if (!root) {
@@ -187,9 +184,10 @@ TEST(BatchedPtes, RefillsOnlyTheZappedPtesOfAWindow) {
   }
   auto after = stats();
   if (before && after) {
-    EXPECT_EQ(delta(*after, *before, "ptes_installed"), static_cast<long>(kCount));
-    EXPECT_GE(delta(*after, *before, "faults"), 1);
-    EXPECT_LE(delta(*after, *before, "faults"), 2) << "the ten pages span at most two windows";
+    EXPECT_EQ(counter_delta(*after, *before, "ptes_installed"), static_cast<long>(kCount));
+    EXPECT_GE(counter_delta(*after, *before, "faults"), 1);
+    EXPECT_LE(counter_delta(*after, *before, "faults"), 2)
+        << "the ten pages span at most two windows";
   }
 }
 

@@ -4,6 +4,7 @@
 // failure reports, the module's counters, and command-line parsing.
 #pragma once
 
+#include "module_debug.hpp"
 #include "uapi/xpmem_abi.h"
 
 #include <atomic>
@@ -364,17 +365,7 @@ inline void show_tasks(const char *prog, pid_t pid) {
 
 // Debugfs is root-only: nullopt for other users (the check is skipped then).
 inline std::optional<std::map<std::string, long>> read_module_stats() {
-  std::ifstream in("/sys/kernel/debug/xpmem/stats");
-  if (!in)
-    return std::nullopt;
-  std::map<std::string, long> stats;
-  std::string key;
-  long value;
-  while (in >> key >> value)
-    stats[key] = value;
-  if (stats.empty())
-    return std::nullopt;
-  return stats;
+  return xpmem_debug::read_counters();
 }
 
 inline const char *const kLiveObjectCounters[] = {"registrations", "segments", "permits",
