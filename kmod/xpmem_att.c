@@ -294,7 +294,13 @@ static vm_fault_t xpmem_give_up(struct vm_fault *vmf, unsigned int flags)
 	return VM_FAULT_RETRY;
 }
 
-/* The window of pages one fault maps: aligned, inside the VMA. */
+/*
+ * The window of pages one fault maps: the whole VMA when it is no larger
+ * than fault_around_pages (a small attachment, as MPI makes for each fresh
+ * buffer, takes one fault wherever it was placed), else the aligned block
+ * of that size around the fault; always inside the faulting PMD, so that
+ * it lies in one page table.
+ */
 static void xpmem_fault_window(struct vm_fault *vmf, unsigned long *start,
 			       unsigned long *end)
 {
@@ -305,7 +311,11 @@ static void xpmem_fault_window(struct vm_fault *vmf, unsigned long *start,
 	unsigned long base = vmf->address & ~(win - 1);
 	unsigned long pmd_base = vmf->address & PMD_MASK;
 
-	/* Inside the VMA and inside the faulting PMD (one page table). */
+	if (vma->vm_end - vma->vm_start <= win) {
+		*start = max(vma->vm_start, pmd_base);
+		*end = min(vma->vm_end, pmd_base + PMD_SIZE);
+		return;
+	}
 	*start = max3(base, vma->vm_start, pmd_base);
 	*end = min3(base + win, vma->vm_end, pmd_base + PMD_SIZE);
 }

@@ -191,4 +191,49 @@ TEST(BatchedPtes, RefillsOnlyTheZappedPtesOfAWindow) {
   }
 }
 
+// An attachment no larger than the fault-around window takes one fault
+// wherever it lies, even across a boundary of that window's alignment
+// (MPI attaches each fresh buffer on its own), unless it crosses a 2 MiB
+// boundary (one page table per fault).
+TEST(BatchedPtes, SmallAttachmentTakesOneFault) {
+  if (geteuid() != 0)
+    GTEST_SKIP() << "needs root (module parameters, debugfs counters); the root run covers it";
+  ScopedParam around("fault_around_pages", 64);
+  ASSERT_TRUE(around.ok());
+  constexpr std::size_t kPages = 16;
+  Mapping buf(64 * kPage);
+  ASSERT_NE(buf.data(), nullptr);
+  for (std::size_t p = 0; p < 64; p++)
+    write_word(buf.data(), p, word(6, p));
+  xpmem::Segment seg = xpmem::Segment::make(buf.data(), buf.size(), 0600);
+  xpmem::Permit permit = xpmem::Permit::get(seg.id(), false);
+  ASSERT_TRUE(permit);
+  // A 4 MiB hole to place attachments in: 2 MiB-aligned base + 56 pages
+  // crosses a 64-page boundary; + 2 MiB - 8 pages crosses a PMD.
+  constexpr std::size_t kHuge = 2UL << 20;
+  Mapping hole(3 * kHuge, PROT_NONE);
+  ASSERT_NE(hole.data(), nullptr);
+  const auto base = (reinterpret_cast<std::uintptr_t>(hole.data()) + kHuge - 1) & ~(kHuge - 1);
+  ASSERT_EQ(munmap(hole.data(), hole.size()), 0);
+  // 0: the kernel's choice.
+  const std::uintptr_t places[] = {0, base + 56 * kPage, base + kHuge - 8 * kPage};
+  for (std::size_t first : {0UL, 5UL, 48UL}) {
+    for (std::uintptr_t place : places) {
+      xpmem::Attachment att =
+          xpmem::Attachment::attach(permit, static_cast<off_t>(first * kPage), kPages * kPage,
+                                    reinterpret_cast<void *>(place));
+      ASSERT_TRUE(att) << "errno " << att.error();
+      const auto addr = reinterpret_cast<std::uintptr_t>(att.data());
+      const long page_tables = (addr & (kHuge - 1)) + kPages * kPage > kHuge ? 2 : 1;
+      auto before = stats();
+      for (std::size_t p = 0; p < kPages; p++)
+        ASSERT_EQ(read_word(static_cast<const char *>(att.data()), p), word(6, first + p));
+      auto after = stats();
+      EXPECT_EQ(counter_delta(*after, *before, "faults"), page_tables)
+          << "first page " << first << ", placed at " << att.data();
+      EXPECT_EQ(counter_delta(*after, *before, "ptes_installed"), static_cast<long>(kPages));
+    }
+  }
+}
+
 } // namespace
