@@ -457,29 +457,38 @@ static bool xpmem_install_writable(const struct xpmem_install_state *st,
 	       (hpfn & HMM_PFN_WRITE);
 }
 
+/*
+ * Whether @folio is ordinary memory, which the fast paths map without the
+ * per-page memory-type lookup vmf_insert_pfn_prot() does (on x86, PAT: the
+ * page's memtype bits, after a walk of the resource tree) and which a huge
+ * mapping may cover: anonymous pages, page-cache pages on the LRU and
+ * hugetlb pages, all write-back, the cache mode of vm_page_prot.  A RAM
+ * page gets another memtype only from a driver (set_memory_wc() and the
+ * like), which then maps it to user space only through VM_PFNMAP or VM_IO
+ * VMAs, which hmm_range_fault() refuses; still, nothing that may be a
+ * driver's is taken here (ZONE_DEVICE, a page with a ->mapping of its own
+ * that is not on the LRU), and neither are the zero pages, which the
+ * caller decides about.
+ */
+static inline bool xpmem_ordinary_folio(struct folio *folio)
+{
+	if (folio_is_zone_device(folio))
+		return false;
+	if (folio_test_anon(folio) || folio_test_hugetlb(folio))
+		return true;
+	return READ_ONCE(folio->mapping) && folio_test_lru(folio);
+}
+
 #ifdef XPMEM_HAVE_PTE_BATCH
 /*
- * Whether @page may be mapped by xpmem_install_pte(), which skips the
- * memory-type lookup vmf_insert_pfn_prot() does per page (on x86, PAT: the
- * page's memtype bits, after a walk of the resource tree).  A RAM page gets
- * another memtype than write-back only from a driver (set_memory_wc() and
- * the like), which then maps it to user space only through VM_PFNMAP or
- * VM_IO VMAs, which hmm_range_fault() refuses.  Still, only pages that
- * cannot be a driver's are taken here: anonymous pages, page-cache pages on
- * the LRU, hugetlb pages and the zero page.  Anything else (ZONE_DEVICE, a
- * driver page with a ->mapping of its own, a page briefly off the LRU, the
- * huge zero page) goes through vmf_insert_pfn_prot().
+ * Whether @page may be mapped by xpmem_install_pte(): ordinary memory or
+ * the (write-back) zero page.  Anything else, the huge zero page included,
+ * goes through vmf_insert_pfn_prot().
  */
 static bool xpmem_pte_batchable(struct page *page)
 {
-	struct folio *folio = page_folio(page);
-
-	if (is_zone_device_page(page))
-		return false;
-	if (folio_test_anon(folio) || folio_test_hugetlb(folio) ||
-	    is_zero_pfn(page_to_pfn(page)))
-		return true;
-	return READ_ONCE(folio->mapping) && folio_test_lru(folio);
+	return xpmem_ordinary_folio(page_folio(page)) ||
+	       is_zero_pfn(page_to_pfn(page));
 }
 
 /*
@@ -789,9 +798,21 @@ static vm_fault_t xpmem_huge_fault(struct vm_fault *vmf, unsigned int order)
 	if (ret)
 		goto out_mmput;
 	pfn = page_to_pfn(hmm_pfn_to_page(hpfn)) - idx;
+	folio = page_folio(hmm_pfn_to_page(hpfn));
 	if (hmm_pfn_to_map_order(hpfn) < PMD_ORDER ||
 	    !IS_ALIGNED(pfn, HPAGE_PMD_NR)) {
 		ret = VM_FAULT_FALLBACK; /* the exporter maps 4 KiB pages here */
+		goto out_unlock;
+	}
+	/*
+	 * Ordinary memory only.  Never the huge zero page (an exporter's
+	 * untouched THP memory, read): the kernel takes a PMD of its pfn for
+	 * one with a deposited page table (has_deposited_pgtable() in 7.x),
+	 * which ours has not, and zapping it would withdraw a NULL table.
+	 * Its 4 KiB PTEs are safe.
+	 */
+	if (!xpmem_ordinary_folio(folio)) {
+		ret = VM_FAULT_FALLBACK;
 		goto out_unlock;
 	}
 	/*
@@ -823,7 +844,6 @@ static vm_fault_t xpmem_huge_fault(struct vm_fault *vmf, unsigned int order)
 		goto out_unlock_pt;
 	}
 
-	folio = page_folio(hmm_pfn_to_page(hpfn));
 	write = att->writable && (vmf->flags & FAULT_FLAG_WRITE) &&
 		(hpfn & HMM_PFN_WRITE);
 	if (write)

@@ -332,6 +332,41 @@ TEST(HugeMappings, ReadOnlyAttachmentOfHugePages) {
   EXPECT_EQ(first_bad_page(a.data(), size, 0x81), -1);
 }
 
+// Untouched THP-eligible memory reads as the huge zero page.  The kernel
+// keeps a page table deposited under every huge-zero PMD it makes itself and
+// 7.x withdraws one when it zaps any PMD of that pfn, so an attachment must
+// map it with 4 KiB PTEs: a PMD of it crashed the kernel on the first zap
+// (NULL dereference in pgtable_trans_huge_withdraw, found by the fuzzer).
+TEST(HugeMappings, HugeZeroPageIsMappedWithPtes) {
+  const std::size_t size = 4 * kHuge;
+  Mapping raw(size + kHuge);
+  ASSERT_NE(raw.data(), nullptr);
+  char *buf = reinterpret_cast<char *>((reinterpret_cast<std::uintptr_t>(raw.data()) + kHuge - 1) &
+                                       ~(kHuge - 1));
+  ASSERT_EQ(madvise(buf, size, MADV_HUGEPAGE), 0);
+  xpmem::Segment seg = xpmem::Segment::make(buf, size, 0600);
+  ASSERT_TRUE(seg);
+  auto before = stats();
+  {
+    Attached a = attach_segment(seg.id(), size, false);
+    ASSERT_TRUE(a);
+    for (std::size_t off = 0; off < size; off += kPage)
+      ASSERT_EQ(*reinterpret_cast<const volatile std::uint64_t *>(a.data() + off), 0u) << off;
+    // An invalidation zaps part of it, the detach the rest.
+    ASSERT_EQ(madvise(buf, kHuge, MADV_DONTNEED), 0);
+    EXPECT_EQ(*reinterpret_cast<const volatile std::uint64_t *>(a.data()), 0u);
+  }
+  auto after = stats();
+  if (before && after) {
+    EXPECT_EQ(counter(*after, "pmds_installed"), counter(*before, "pmds_installed"));
+  }
+  // The exporter's writes replace the zero page; a new attachment sees them.
+  fill_pages(buf, size, 0x5a);
+  Attached b = attach_segment(seg.id(), size, false);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(first_bad_page(b.data(), size, 0x5a), -1);
+}
+
 // Only whole 2 MiB blocks congruent with their source can take a PMD.
 TEST(HugeMappings, WindowsOffTheSourceAlignmentUsePtesWhereTheyMust) {
   auto before = stats();

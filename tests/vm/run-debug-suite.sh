@@ -7,8 +7,11 @@
 # Every step runs even if an earlier one failed; the rig fails on any failed
 # step and on any KASAN/lockdep/WARN/BUG line or xpmem kmemleak report.
 #
-#   run-debug-suite.sh [--build DIR] [--out DIR] [--mem SIZE] [--timeout S] [--smp N]
+#   run-debug-suite.sh [--series X.Y] [--build DIR] [--out DIR] [--mem SIZE] [--timeout S] [--smp N]
 #
+# --series: a newer kernel series from the cached Debian 13 root
+# (kernel-root.sh; e.g. 7.3 from trixie-backports), built in that root;
+# default Debian 12's 6.1 on this machine.
 # --build: the CMake build tree with the test programs (default: <source>/build).
 # --out: results and the console log (default: /var/tmp/xpmem-debug-suite).
 # Environment: XPMEM_CACHE (see debug-kernel.sh); XPMEM_DEBUG_GTEST_FILTER
@@ -27,8 +30,10 @@ out=/var/tmp/xpmem-debug-suite
 mem=6G
 timeout_s=5400
 smp=2
+series=""
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--series) series=$2; shift 2 ;;
 	--build) build=$(realpath "$2"); shift 2 ;;
 	--out) out=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
@@ -41,15 +46,38 @@ tests=$build/tests/xpmem_kernel_tests
 [ -x "$tests" ] || { echo "run-debug-suite: $tests missing (cmake --build $build --target xpmem_kernel_tests)" >&2; exit 2; }
 
 # --- the kernel (cached) and the module built against it
-envfile=$("$here/debug-kernel.sh" | tail -n 1)
+if [ -n "$series" ]; then
+	root=$("$here/kernel-root.sh" | tail -n 1)
+	envfile=$("$here/debug-kernel.sh" --root "$root" --series "$series" | tail -n 1)
+else
+	envfile=$("$here/debug-kernel.sh" | tail -n 1)
+fi
+KERNEL_ROOT=""
 # shellcheck disable=SC1090
 . "$envfile"
 work=$(mktemp -d /tmp/xpmem-debug-suite.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cp -r "$src/kmod" "$work/kmod"
-rm -f "$work/kmod/CMakeLists.txt"
+kwork=""
+trap 'rm -rf "$work" ${kwork:+"$kwork"}' EXIT
 # -g: module frames in reports can be resolved with addr2line/faddr2line.
-make -s -C "$KERNEL_BUILD" M="$work/kmod" W=1 KCFLAGS=-g modules
+if [ -n "$KERNEL_ROOT" ]; then
+	# A newer kernel's kbuild tools need the root's glibc: build in there.
+	kwork=$(mktemp -d "$KERNEL_ROOT/var/tmp/xpmem-debug-kmod.XXXXXX")
+	cp -r "$src/kmod" "$kwork/kmod"
+	rm -f "$kwork/kmod/CMakeLists.txt"
+	mount -t proc proc "$KERNEL_ROOT/proc"
+	status=0
+	chroot "$KERNEL_ROOT" env LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+		make -s -C "${KERNEL_BUILD#"$KERNEL_ROOT"}" M="${kwork#"$KERNEL_ROOT"}/kmod" \
+		W=1 KCFLAGS=-g modules </dev/null || status=$?
+	umount "$KERNEL_ROOT/proc"
+	[ "$status" = 0 ] || { echo "run-debug-suite: FAIL: module build in $KERNEL_ROOT" >&2; exit 1; }
+	mkdir -p "$work/kmod"
+	cp "$kwork/kmod/xpmem.ko" "$work/kmod/xpmem.ko"
+else
+	cp -r "$src/kmod" "$work/kmod"
+	rm -f "$work/kmod/CMakeLists.txt"
+	make -s -C "$KERNEL_BUILD" M="$work/kmod" W=1 KCFLAGS=-g modules
+fi
 module=$work/kmod/xpmem.ko
 mkdir -p "$out"
 cp "$module" "$out/xpmem.ko" # kept to decode traces after the run (faddr2line)
