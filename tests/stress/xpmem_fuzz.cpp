@@ -883,7 +883,7 @@ private:
   }
   std::size_t huge_atts() const {
     return static_cast<std::size_t>(
-        std::count_if(atts_.begin(), atts_.end(), [](const MyAtt &a) { return a.size >= kHuge; }));
+        std::count_if(atts_.begin(), atts_.end(), [](const MyAtt &a) { return a.size > kHuge; }));
   }
   bool is_own_att(std::uint64_t addr) const {
     for (const MyAtt &a : atts_)
@@ -1413,9 +1413,18 @@ void Fuzzer::attach_geometry(const MyPermit &permit, std::uint64_t *offset, std:
       pages = std::min<std::uint64_t>(pages, lay.pages - p);
     }
   }
+  // Now and then the huge buffer's whole slot: one 2 MiB window, placed by
+  // the kernel congruent with its source, which the module maps with a PMD
+  // (Linux 6.12+) while the owner's slot is one transparent huge page.
+  const bool whole_slot = b == kHugeBuffer && rng_.percent(25);
+  if (whole_slot) {
+    p = 0;
+    pages = kSlotPages;
+  }
   switch (seg.kind) {
   case SegKind::WholeSpace:
-    if (g_shared->options.self_windows && seg.owner_pid == getpid() && rng_.percent(8)) {
+    if (!whole_slot && g_shared->options.self_windows && seg.owner_pid == getpid() &&
+        rng_.percent(8)) {
       // A window that covers the attachment itself: map our own address V
       // at V, or a window starting up to 3 pages below it.
       std::uint64_t below = rng_.below(4);
@@ -1426,7 +1435,7 @@ void Fuzzer::attach_geometry(const MyPermit &permit, std::uint64_t *offset, std:
       *self_window = true;
       return;
     }
-    if (rng_.percent(75)) {
+    if (whole_slot || rng_.percent(75)) {
       *offset = slot_address(b) + p * kPage;
     } else if (rng_.percent(50)) {
       *offset = scratch_address(b) + p * kPage;
@@ -1434,8 +1443,8 @@ void Fuzzer::attach_geometry(const MyPermit &permit, std::uint64_t *offset, std:
       *offset = (rng_.next() % kTaskSize47) & ~(kPage - 1);
       pages = rng_.between(1, 4);
     }
-    if (rng_.percent(3) && huge_atts() < 2)
-      pages = rng_.between(kHuge / kPage, (std::uint64_t{64} << 30) / kPage);
+    if (!whole_slot && rng_.percent(3) && huge_atts() < 2)
+      pages = rng_.between(kHuge / kPage + 1, (std::uint64_t{64} << 30) / kPage);
     *size = pages * kPage;
     return;
   case SegKind::Arena:
@@ -1545,7 +1554,7 @@ void Fuzzer::op_attach() {
     }
   }
   // Successful huge attachments are rationed: they eat address space.
-  if (size >= kHuge && size <= g_task_size && huge_atts() >= 2)
+  if (size > kHuge && size <= g_task_size && huge_atts() >= 2)
     size = kPage;
 
   std::uint64_t aligned_size = (size + kPage - 1) & ~(kPage - 1);
@@ -1941,7 +1950,7 @@ void Fuzzer::op_mremap_att() {
     return;
   std::size_t i = rng_.below(atts_.size());
   MyAtt &att = atts_[i];
-  if (att.size >= kHuge)
+  if (att.size > kHuge) // a 2 MiB window moves (its PMD split or moved), larger ones stay
     return;
   std::uint64_t kind = rng_.below(10);
   if (kind < 6) {
