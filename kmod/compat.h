@@ -115,9 +115,27 @@ static inline bool xpmem_desc_shared(const struct vm_area_desc *desc)
 	defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)
 #define XPMEM_HAVE_HUGE_PFNMAP 1
 #include <linux/huge_mm.h>
+#include <linux/page_table_check.h>
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
 #include <linux/pfn_t.h>
 #endif
+
+/*
+ * CONFIG_PAGE_TABLE_CHECK (a debugging option, off in Debian's kernels;
+ * page_table_check=on turns it on) counts every user mapping of a page and
+ * BUGs on a second writable mapping of an anonymous page.  It leaves
+ * special PTEs out of its counts but, through 7.3 at least, not special
+ * PMDs (__page_table_check_pmds_set()), so while it runs, anonymous memory
+ * is mapped with PTEs only.
+ */
+static inline bool xpmem_page_table_check_on(void)
+{
+#ifdef CONFIG_PAGE_TABLE_CHECK
+	return !static_branch_likely(&page_table_check_disabled);
+#else
+	return false;
+#endif
+}
 
 static inline vm_fault_t xpmem_insert_pfn_pmd(struct vm_fault *vmf,
 					      unsigned long pfn, bool write)

@@ -809,9 +809,11 @@ static vm_fault_t xpmem_huge_fault(struct vm_fault *vmf, unsigned int order)
 	 * untouched THP memory, read): the kernel takes a PMD of its pfn for
 	 * one with a deposited page table (has_deposited_pgtable() in 7.x),
 	 * which ours has not, and zapping it would withdraw a NULL table.
-	 * Its 4 KiB PTEs are safe.
+	 * Its 4 KiB PTEs are safe.  Anonymous memory gets PTEs too while
+	 * the page-table checker runs (see compat.h).
 	 */
-	if (!xpmem_ordinary_folio(folio)) {
+	if (!xpmem_ordinary_folio(folio) ||
+	    (folio_test_anon(folio) && xpmem_page_table_check_on())) {
 		ret = VM_FAULT_FALLBACK;
 		goto out_unlock;
 	}

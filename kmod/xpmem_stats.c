@@ -2,12 +2,15 @@
 /*
  * Counters in debugfs: <debugfs>/xpmem/stats.  Live-object counters
  * (procs, segments, permits, attachments) return to zero when nothing uses
- * the module; the others count events since load.
+ * the module; the others count events since load.  <debugfs>/xpmem/features
+ * says which mappings this kernel lets the module make, so that tests and
+ * admins need not guess from the release.
  */
 #include <linux/atomic.h>
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
 
+#include "compat.h"
 #include "xpmem_internal.h"
 
 static atomic_long_t xpmem_stats[XPMEM_NR_STATS];
@@ -43,11 +46,32 @@ static int xpmem_stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(xpmem_stats);
 
+static int xpmem_features_show(struct seq_file *m, void *unused)
+{
+	bool huge = false, huge_anon = false, pte_batch = false;
+
+#ifdef XPMEM_HAVE_HUGE_PFNMAP
+	huge = true;
+	huge_anon = !xpmem_page_table_check_on();
+#endif
+#ifdef XPMEM_HAVE_PTE_BATCH
+	pte_batch = true;
+#endif
+	/* Parameters may still turn a feature off. */
+	seq_printf(m, "huge_mappings %d\n", huge);
+	seq_printf(m, "huge_mappings_anonymous %d\n", huge_anon);
+	seq_printf(m, "batch_ptes %d\n", pte_batch);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(xpmem_features);
+
 void xpmem_stats_init(void)
 {
 	xpmem_debugfs_dir = debugfs_create_dir("xpmem", NULL);
 	debugfs_create_file("stats", 0444, xpmem_debugfs_dir, NULL,
 			    &xpmem_stats_fops);
+	debugfs_create_file("features", 0444, xpmem_debugfs_dir, NULL,
+			    &xpmem_features_fops);
 }
 
 void xpmem_stats_exit(void)

@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake g++ pkg-config libgtest-dev
 	linux-image-amd64 linux-headers-amd64 kmod
-	qemu-system-x86 busybox-static cpio xz-utils zstd util-linux debootstrap
+	qemu-system-x86 busybox-static cpio xz-utils zstd util-linux debootstrap dkms
 	openmpi-bin libopenmpi-dev
 	libucx-dev ucx-utils dpkg-dev
 )

@@ -22,8 +22,13 @@ namespace {
 
 constexpr std::size_t kHuge = 2UL << 20;
 
-// What the module should do on this kernel: PMDs from 6.12, unless THP is off.
+// What the module should do with anonymous huge pages (THP, MAP_HUGETLB) on
+// this kernel: PMDs from 6.12, unless THP is off or (as the module says in
+// debugfs, root only) a debugging kernel's page-table checker forbids them.
 bool kernel_maps_huge() {
+  if (auto features = xpmem_debug::read_features();
+      features && (*features)["huge_mappings_anonymous"] == 0)
+    return false;
   utsname u{};
   int major = 0, minor = 0;
   if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2)

@@ -12,19 +12,31 @@ namespace xpmem_debug {
 
 using Counters = std::map<std::string, long>;
 
-// /sys/kernel/debug/xpmem/stats, or nullopt where this user cannot read it.
-inline std::optional<Counters> read_counters() {
-  std::ifstream in("/sys/kernel/debug/xpmem/stats");
+// A "name value" file of the module's debugfs directory, or nullopt where
+// this user cannot read it (debugfs is root-only).
+inline std::optional<Counters> read_debugfs(const char *file) {
+  std::ifstream in(std::string("/sys/kernel/debug/xpmem/") + file);
   if (!in)
     return std::nullopt;
-  Counters counters;
+  Counters values;
   std::string name;
   long value;
   while (in >> name >> value)
-    counters[name] = value;
-  if (counters.empty())
+    values[name] = value;
+  if (values.empty())
     return std::nullopt;
-  return counters;
+  return values;
+}
+
+// The module's counters (stats).
+inline std::optional<Counters> read_counters() {
+  return read_debugfs("stats");
+}
+
+// Which mappings this kernel lets the module make (features):
+// huge_mappings, huge_mappings_anonymous, batch_ptes.
+inline std::optional<Counters> read_features() {
+  return read_debugfs("features");
 }
 
 // How much a counter grew from `before` to `after` (a missing one is 0).
