@@ -935,7 +935,11 @@ static int xpmem_att_mmap_prepare(struct vm_area_desc *desc)
 			   VMA_DONTDUMP_BIT, VMA_DONTCOPY_BIT);
 	vma_desc_clear_flags(desc, VMA_EXEC_BIT, VMA_MAYEXEC_BIT);
 #ifdef XPMEM_HAVE_HUGE_PFNMAP
-	/* Huge mappings follow THP's "always" and "madvise" settings. */
+	/*
+	 * Huge faults come through THP's "always" or "madvise" setting on
+	 * 6.12-6.x; 7.x gives them to a VM_PFNMAP VMA with ->huge_fault
+	 * whatever the setting.  huge_mappings turns them off on both.
+	 */
 	if (READ_ONCE(xpmem_huge_mappings))
 		vma_desc_set_flags(desc, VMA_HUGEPAGE_BIT);
 #endif
@@ -957,7 +961,11 @@ static int xpmem_att_mmap(struct file *file, struct vm_area_struct *vma)
 					 VM_DONTDUMP | VM_DONTCOPY);
 	xpmem_vma_flags_clear(vma, VM_EXEC | VM_MAYEXEC);
 #ifdef XPMEM_HAVE_HUGE_PFNMAP
-	/* Huge mappings follow THP's "always" and "madvise" settings. */
+	/*
+	 * Huge faults come through THP's "always" or "madvise" setting on
+	 * 6.12-6.x; 7.x gives them to a VM_PFNMAP VMA with ->huge_fault
+	 * whatever the setting.  huge_mappings turns them off on both.
+	 */
 	if (READ_ONCE(xpmem_huge_mappings))
 		xpmem_vma_flags_set(vma, VM_HUGEPAGE);
 #endif

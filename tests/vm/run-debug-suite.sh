@@ -8,11 +8,16 @@
 # step and on any KASAN/lockdep/WARN/BUG line or xpmem kmemleak report.
 #
 #   run-debug-suite.sh [--series X.Y] [--build DIR] [--out DIR] [--mem SIZE] [--timeout S] [--smp N]
+#                      [--kernel-args ARGS]
 #
 # --series: a newer kernel series from the cached Debian 13 root
 # (kernel-root.sh; e.g. 7.3 from trixie-backports), built in that root;
 # default Debian 12's 6.1 on this machine.
 # --build: the CMake build tree with the test programs (default: <source>/build).
+# --kernel-args: added to the kernel command line.  The debug kernels enforce
+# the page-table checker, under which the module maps anonymous huge pages
+# with PTEs (kmod/compat.h); page_table_check=0 lets the PMD path run under
+# KASAN and lockdep.
 # --out: results and the console log (default: /var/tmp/xpmem-debug-suite).
 # Environment: XPMEM_CACHE (see debug-kernel.sh); XPMEM_DEBUG_GTEST_FILTER
 # (default: all tests); XPMEM_TEST_TIMEOUT_S, the suite's per-test watchdog
@@ -31,8 +36,10 @@ mem=6G
 timeout_s=5400
 smp=2
 series=""
+kernel_args=""
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--kernel-args) kernel_args=$2; shift 2 ;;
 	--series) series=$2; shift 2 ;;
 	--build) build=$(realpath "$2"); shift 2 ;;
 	--out) out=$2; shift 2 ;;
@@ -128,4 +135,5 @@ JOB
 
 echo "run-debug-suite: kernel $KERNEL_RELEASE, results in $out"
 flock /tmp/xpmem-vm.lock "$here/run-in-vm.sh" --kernel-image "$KERNEL_IMAGE" --module "$module" --numa \
+	${kernel_args:+--append "$kernel_args"} \
 	--mem "$mem" --smp "$smp" --timeout "$timeout_s" --out "$out" -- sh "$work/guest-job.sh"

@@ -7,7 +7,7 @@
 #   run-in-vm.sh --module build/kmod/xpmem.ko [--kernel-release R]
 #                [--timeout SECONDS] [--out DIR] [--smp N] [--mem SIZE] [--no-module]
 #                [--prealloc] [--tsc-clock] [--kernel-image PATH] [--numa]
-#                [--kernel-root DIR] -- command [args...]
+#                [--kernel-root DIR] [--append ARGS] -- command [args...]
 #
 # The host root is mounted read-only at the same paths inside the guest, so
 # the command sees the build tree where it is; --out DIR (default: a fresh
@@ -25,6 +25,7 @@
 # (DIR/lib/modules/R) from another root, the one kernel-root.sh builds for
 # newer kernels; the guest sees them at /lib/modules/R, so modprobe works,
 # while the command still runs in this machine's root.
+# --append ARGS adds to the kernel command line (e.g. page_table_check=0).
 # --kernel-image PATH boots that bzImage (e.g. the debug kernel from
 # debug-kernel.sh) instead of /boot/vmlinuz-R; it must have everything the
 # rig needs built in, as /lib/modules/R is not needed then.  When the guest
@@ -56,7 +57,8 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--no-module) load_module=0; shift ;;
 	--prealloc) prealloc=1; shift ;;
-	--tsc-clock) kernel_args="clocksource=tsc tsc=reliable"; shift ;;
+	--tsc-clock) kernel_args="${kernel_args:+$kernel_args }clocksource=tsc tsc=reliable"; shift ;;
+	--append) kernel_args="${kernel_args:+$kernel_args }$2"; shift 2 ;;
 	--kernel-image) kernel_image=$(realpath "$2"); shift 2 ;;
 	--numa) numa=1; shift ;;
 	--kernel-root) kroot=$(realpath "$2"); shift 2 ;;
