@@ -34,8 +34,8 @@ for fs in proc sys dev dev/pts sys/kernel/debug; do mount --bind /$fs $root/$fs;
 for fd in fd:/proc/self/fd stdin:/proc/self/fd/0 stdout:/proc/self/fd/1 stderr:/proc/self/fd/2; do
 	[ -e "/dev/${fd%%:*}" ] || ln -s "${fd#*:}" "/dev/${fd%%:*}"
 done
+# /tmp stays the overlay's: the build tree may live there (a CI clone).
 mount -t tmpfs -o mode=755 tmpfs $root/run
-mount -t tmpfs -o mode=1777 tmpfs $root/tmp
 in_root() { chroot $root env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 
 release=$(uname -r)
